@@ -99,3 +99,26 @@ def test_train_rejects_bad_names_with_the_valid_ones(tmp_path, capsys, args, mes
 def test_reference_engine_must_be_registered(tmp_path, capsys):
     assert main(["reference", "--target", "banana", "--engine", "nuts", "--out", str(tmp_path / "r")]) == 2
     assert "unknown reference engine 'nuts'; valid reference engines: exact, sgld, stan" in capsys.readouterr().err
+
+
+def test_command_line_sets_the_openmp_wait_policy_before_torch_loads(monkeypatch):
+    """libgomp reads OMP_WAIT_POLICY once, when torch loads it: the CLI must set it first and
+    keep a value the user chose."""
+    from sivi_engine.openmp import prefer_spinning_workers
+
+    environ = {"OMP_WAIT_POLICY": "PASSIVE"}
+    prefer_spinning_workers(environ)
+    assert environ == {"OMP_WAIT_POLICY": "PASSIVE"}
+    prefer_spinning_workers(environ := {})
+    assert environ == {"OMP_WAIT_POLICY": "ACTIVE"}
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    light = "import sys, sivi_engine.openmp; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", light], capture_output=True, text=True,
+                          check=True).stdout.strip() == "False"
+    probe = ("import runpy, sys; sys.argv = ['sivi_engine', 'list', 'methods']\n"
+             "try: runpy.run_module('sivi_engine', run_name='__main__')\n"
+             "except SystemExit: pass\n"
+             "import os, torch; print(os.environ['OMP_WAIT_POLICY'])")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.split()[-1] == "ACTIVE"
