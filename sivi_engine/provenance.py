@@ -79,11 +79,32 @@ def module_closure(roots: Iterable[str]) -> list[Path]:
     return sorted(seen.values())
 
 
-def code_hash(roots: Iterable[str]) -> str:
-    """SHA-256 over the contents (not timestamps) of the code that ``roots`` run."""
+#: Where the targets' Stan programs live; a module names its program by file name.
+STAN_PROGRAM_DIR = PACKAGE_ROOT / "targets" / "stan"
+
+
+def stan_programs(modules: Iterable[Path]) -> list[Path]:
+    """The Stan programs named (as string constants, e.g. ``stan_program = "bnn.stan"``) in
+    the source files ``modules``."""
+    found: set[Path] = set()
+    for path in modules:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                    and node.value.endswith(".stan") and (STAN_PROGRAM_DIR / node.value).is_file():
+                found.add(STAN_PROGRAM_DIR / node.value)
+    return sorted(found)
+
+
+def code_hash(roots: Iterable[str], with_stan_programs: bool = False) -> str:
+    """SHA-256 over the contents (not timestamps) of the code that ``roots`` run, and with
+    ``with_stan_programs`` of the Stan programs that code names."""
     digest = hashlib.sha256()
-    for path in module_closure(roots):
-        digest.update(str(path.relative_to(PACKAGE_ROOT)).encode())
+    modules = module_closure(roots)
+    named = [(str(path.relative_to(PACKAGE_ROOT)), path) for path in modules]
+    if with_stan_programs:
+        named += [(f"stan/{path.name}", path) for path in stan_programs(modules)]
+    for name, path in named:
+        digest.update(name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
@@ -127,9 +148,10 @@ def training_code_hash(method: str, target: str) -> str:
 
 
 def reference_code_hash(engine: str, target: str) -> str:
-    """Hash of the code a reference job runs: its engine and target modules and their imports."""
+    """Hash of the code a reference job runs: its engine and target modules, their imports and
+    the target's Stan program (editing the program reruns the target's reference only)."""
     roots = (registered_modules("reference")[engine], registered_modules("targets")[target])
-    return code_hash((*roots, *_ARTIFACT_CORE))
+    return code_hash((*roots, *_ARTIFACT_CORE), with_stan_programs=True)
 
 
 def evaluation_code_hash(target: str) -> str:

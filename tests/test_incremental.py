@@ -112,3 +112,23 @@ def test_adding_a_seed_or_a_method_runs_only_the_new_combinations(work, package)
         assert planned_jobs(work) == {"config_snapshot": 1, "train": 8, "evaluate": 8, "report": 1, "all": 1}
     finally:
         (work / "test.yaml").write_text(yaml.safe_dump(CONFIG))
+
+
+def test_editing_a_stan_program_reruns_only_its_targets_reference(tmp_path, monkeypatch):
+    """A target names its Stan program as a string constant; the reference hash covers that
+    file (and only that one), training hashes do not."""
+    from sivi_engine import provenance
+
+    closure = provenance.module_closure(["sivi_engine.targets.bnn"])
+    assert [p.name for p in provenance.stan_programs(closure)] == ["bnn.stan"]
+    before = {target: provenance.reference_code_hash("stan", target)
+              for target in ("bnn_diabetes", "blr_waveform")}
+    training = provenance.training_code_hash("ksivi", "bnn_diabetes")
+
+    programs = tmp_path / "stan"
+    shutil.copytree(provenance.STAN_PROGRAM_DIR, programs)
+    edit(programs / "bnn.stan")
+    monkeypatch.setattr(provenance, "STAN_PROGRAM_DIR", programs)
+    assert provenance.reference_code_hash("stan", "bnn_diabetes") != before["bnn_diabetes"]
+    assert provenance.reference_code_hash("stan", "blr_waveform") == before["blr_waveform"]
+    assert provenance.training_code_hash("ksivi", "bnn_diabetes") == training
