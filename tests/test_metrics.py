@@ -24,12 +24,14 @@ from sivi_engine.metrics import (
     EvaluationSettings,
     correlation_comparison,
     evaluate_all,
+    expected_calibration_error,
     grid_kl_divergence,
     knn_kl_divergence,
     marginal_coverage,
     median_bandwidth,
     mmd_squared,
     moment_errors,
+    reliability_curve,
 )
 from sivi_engine.targets.base import Target
 
@@ -433,7 +435,8 @@ def make_context(target: Target, **settings) -> EvaluationContext:
 
 
 def test_evaluate_all_keys_finite():
-    assert METRICS.names() == ["correlation", "coverage", "grid_kl", "knn_kl", "mmd", "modes", "moments"]
+    assert METRICS.names() == ["correlation", "coverage", "grid_kl", "knn_kl", "mmd", "modes", "moments",
+                              "predictive"]
     results = evaluate_all(make_context(StandardNormal2D(), max_points_knn=3000))
     assert set(results) == EXPECTED_KEYS
     assert all(isinstance(v, float) and math.isfinite(v) for v in results.values())
@@ -459,3 +462,63 @@ def test_grid_kl_is_nan_when_q_has_no_mass_in_the_box():
     far = np.random.default_rng(0).normal(loc=100.0, size=(500, 2))
     log_density = lambda pts: -0.5 * (pts**2).sum(1)  # noqa: E731
     assert np.isnan(grid_kl_divergence(far, log_density, ((-5, 5), (-5, 5))))
+
+
+# ----------------------------------------------------------------------------- predictive
+
+
+def test_reliability_curve_matches_scikit_learn():
+    from sklearn.calibration import calibration_curve
+
+    rng = np.random.default_rng(3)
+    p = rng.beta(0.7, 0.9, size=3000)
+    p[:5] = [0.0, 1.0, 0.1, 0.5, 0.9]  # on edges: bins are right-closed, as in sklearn
+    y = (rng.random(3000) < p**1.3).astype(float)
+    curve = reliability_curve(p, y, bins=10)
+    frequency, confidence = calibration_curve(y, p, n_bins=10, strategy="uniform")
+    # Same bin means computed two ways: equal to float64 round-off.
+    np.testing.assert_allclose(curve.frequency, frequency, rtol=1e-12)
+    np.testing.assert_allclose(curve.confidence, confidence, rtol=1e-12)
+    assert curve.count.sum() == 3000
+
+
+def test_ece_closed_forms():
+    """p̄ = 0.7 everywhere with half the labels 1: one bin, ECE = |0.5 − 0.7| = 0.2 exactly.
+    Two bins (0.2 on 300 points with 30 % ones; 0.9 on 100 points with 60 % ones):
+    ECE = 0.75·|0.3 − 0.2| + 0.25·|0.6 − 0.9| = 0.15."""
+    y = np.tile([0.0, 1.0], 500)
+    assert expected_calibration_error(reliability_curve(np.full(1000, 0.7), y)) == pytest.approx(0.2)
+    p = np.r_[np.full(300, 0.2), np.full(100, 0.9)]
+    y = np.r_[np.repeat([1.0, 0.0], [90, 210]), np.repeat([1.0, 0.0], [60, 40])]
+    assert expected_calibration_error(reliability_curve(p, y)) == pytest.approx(0.15)
+
+
+def test_ece_of_a_calibrated_predictive_is_monte_carlo_small():
+    """y ~ Bernoulli(p) exactly: each bin's |freq − conf| is a binomial error with sd
+    ≤ √(0.25/n_b), so E[ECE] ≤ Σ (n_b/n)·√(2/π)·√(0.25/n_b) ≈ 0.009 for 10 bins and n = 20000;
+    a miscalibrated p^1.5 scores ~0.09."""
+    rng = np.random.default_rng(4)
+    p = rng.random(20000)
+    y = (rng.random(20000) < p).astype(float)
+    assert expected_calibration_error(reliability_curve(p, y)) < 0.02
+    assert expected_calibration_error(reliability_curve(p**1.5, y)) > 0.06
+
+
+def test_predictive_group_scores_held_out_data():
+    from sivi_engine.targets import make_target
+
+    target = make_target("blr_waveform", {"data_seed": 1})
+    draws = 0.3 * np.random.default_rng(0).standard_normal((500, target.dim))
+    ctx = EvaluationContext(draws, draws, target, EvaluationSettings(calibration_bins=5))
+    results = METRICS["predictive"](ctx)
+    direct = target.predictive(draws)
+    assert set(results) == {"test_log_likelihood", "accuracy", "ece"}
+    assert results["test_log_likelihood"] == direct["test_log_likelihood"]
+    curve = reliability_curve(direct["probabilities"], target.y_test.numpy(), bins=5)
+    assert results["ece"] == expected_calibration_error(curve)
+    assert METRICS["predictive"](make_context(StandardNormal2D())) == {}
+
+    bnn = make_target("bnn_diabetes", {})
+    theta = 0.1 * np.random.default_rng(1).standard_normal((200, bnn.dim))
+    scores = METRICS["predictive"](EvaluationContext(theta, theta, bnn))
+    assert set(scores) == {"rmse", "test_log_likelihood"}

@@ -21,6 +21,7 @@ from sivi_engine.metrics.knn_kl import knn_kl_divergence
 from sivi_engine.metrics.mmd import median_bandwidth, mmd_squared
 from sivi_engine.metrics.modes import mode_coverage, separated_modes
 from sivi_engine.metrics.moments import moment_errors
+from sivi_engine.metrics.predictive import expected_calibration_error, reliability_curve
 from sivi_engine.registry import Registry
 
 MetricGroup = Callable[[EvaluationContext], dict[str, float]]
@@ -97,6 +98,23 @@ def _moments(ctx: EvaluationContext) -> dict[str, float]:
     return moment_errors(ctx.samples, ctx.reference)
 
 
+@METRICS.register("predictive")
+def _predictive(ctx: EvaluationContext) -> dict[str, float]:
+    """Held-out predictive scores of q's draws, for targets with data (``target.predictive``):
+    test log-likelihood and accuracy or RMSE as the target defines them, and for a classifier
+    (predictive probabilities returned) the expected calibration error."""
+    predictive = getattr(ctx.target, "predictive", None)
+    if predictive is None:
+        return {}
+    scores = predictive(ctx.samples)
+    results = {name: float(value) for name, value in scores.items() if np.ndim(value) == 0}
+    if "probabilities" in scores:
+        labels = np.asarray(ctx.target.y_test)
+        curve = reliability_curve(scores["probabilities"], labels, ctx.settings.calibration_bins)
+        results["ece"] = expected_calibration_error(curve)
+    return results
+
+
 def evaluate_all(ctx: EvaluationContext) -> dict[str, float]:
     """Run every registered metric group on ``ctx`` and merge the results (names must not clash)."""
     results: dict[str, float] = {}
@@ -115,6 +133,7 @@ __all__ = [
     "EvaluationSettings",
     "MetricGroup",
     "correlation_comparison",
+    "expected_calibration_error",
     "evaluate_all",
     "grid_kl_divergence",
     "knn_kl_divergence",
@@ -123,4 +142,5 @@ __all__ = [
     "mmd_squared",
     "mode_coverage",
     "moment_errors",
+    "reliability_curve",
 ]

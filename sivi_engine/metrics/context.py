@@ -7,6 +7,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sivi_engine.metrics.predictive import CALIBRATION_BINS
+from sivi_engine.settings import SettingsError
+
 if TYPE_CHECKING:  # annotation only: importing targets at runtime loads every target module
     from sivi_engine.targets.base import Target
 
@@ -15,7 +18,8 @@ if TYPE_CHECKING:  # annotation only: importing targets at runtime loads every t
 class EvaluationSettings:
     """Constants of the evaluation (sample caps bound the quadratic / tree-query costs).
 
-    ``mode_min_share``: a mixture mode k counts as covered by q when q's mass in its cell is at
+    ``calibration_bins``: equal-width bins of the reliability curve and the ECE
+    (:mod:`sivi_engine.metrics.predictive`). ``mode_min_share``: a mixture mode k counts as covered by q when q's mass in its cell is at
     least this share of the target weight w_k (see :mod:`sivi_engine.metrics.modes`).
     """
 
@@ -26,6 +30,15 @@ class EvaluationSettings:
     seed: int = 0
     device: str = "cpu"
     mode_min_share: float = 0.25
+    calibration_bins: int = CALIBRATION_BINS
+
+    def validate(self) -> None:
+        for name in ("knn_k", "max_points_knn", "max_points_mmd", "grid_bins", "calibration_bins"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"setting {name!r} must be >= 1, got {getattr(self, name)!r}")
+        if not 0 < self.mode_min_share <= 1:
+            raise SettingsError(
+                f"setting 'mode_min_share' must be in (0, 1], got {self.mode_min_share!r}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -69,6 +69,12 @@ METRIC_INFO: dict[str, MetricInfo] = {
     "mode_coverage": _ideal(
         "fraction of the target's modes holding at least mode_min_share × their weight of q's mass", 1
     ),
+    "test_log_likelihood": _higher(
+        "held-out log predictive density, mean over test points (original scale for regression)"
+    ),
+    "accuracy": _higher("held-out accuracy of the posterior predictive (classification)"),
+    "rmse": _lower("held-out RMSE of the posterior predictive mean, original scale (regression)"),
+    "ece": _lower("expected calibration error of the posterior predictive on held-out data"),
     "wall_seconds": _lower("training wall-clock time in seconds"),
     "hmc_accept_rate": MetricInfo("UIVI: mean HMC acceptance rate of the reverse conditional", "—", ""),
     "hmc_step_size": MetricInfo("UIVI: adapted HMC step size", "—", ""),

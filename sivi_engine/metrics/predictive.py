@@ -1,0 +1,54 @@
+"""Predictive calibration of a binary classifier on held-out data (DESIGN §6).
+
+From the posterior predictive probabilities p̄ᵢ = P(y*ᵢ = 1 | x*ᵢ, data) and the labels y*ᵢ:
+equal-width bins B₁ = [0, 1/M], B_m = ((m − 1)/M, m/M] of p̄, and per non-empty bin
+
+    conf(B) = mean of p̄ᵢ over i ∈ B,    freq(B) = mean of y*ᵢ over i ∈ B.
+
+The reliability curve is freq against conf (on the diagonal for a calibrated predictive), and
+the expected calibration error (Naeini, Cooper & Hauskrecht 2015) is its mass-weighted gap
+
+    ECE = Σ_B (|B| / n) · |freq(B) − conf(B)|.
+
+Bins are taken on the probability of class 1, as in scikit-learn's ``calibration_curve``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+#: Bins of the reliability curve and of the ECE.
+CALIBRATION_BINS = 10
+
+
+@dataclasses.dataclass(frozen=True)
+class ReliabilityCurve:
+    """Per bin (empty bins dropped): mean predicted probability, observed frequency, count."""
+
+    confidence: np.ndarray
+    frequency: np.ndarray
+    count: np.ndarray
+
+
+def reliability_curve(
+    probabilities: np.ndarray, labels: np.ndarray, bins: int = CALIBRATION_BINS
+) -> ReliabilityCurve:
+    """conf(B) and freq(B) on ``bins`` equal-width bins of [0, 1] (labels in {0, 1})."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.float64)
+    if p.shape != y.shape or p.ndim != 1:
+        raise ValueError(f"probabilities {p.shape} and labels {y.shape} must be equal 1-D shapes")
+    index = np.searchsorted(np.linspace(0.0, 1.0, bins + 1)[1:-1], p)  # right-closed bins
+    count = np.bincount(index, minlength=bins)
+    filled = count > 0
+    confidence = np.bincount(index, weights=p, minlength=bins)[filled] / count[filled]
+    frequency = np.bincount(index, weights=y, minlength=bins)[filled] / count[filled]
+    return ReliabilityCurve(confidence, frequency, count[filled])
+
+
+def expected_calibration_error(curve: ReliabilityCurve) -> float:
+    """ECE = Σ_B (|B| / n) |freq(B) − conf(B)|."""
+    weights = curve.count / curve.count.sum()
+    return float(np.sum(weights * np.abs(curve.frequency - curve.confidence)))
