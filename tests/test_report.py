@@ -1,4 +1,5 @@
-"""The report generator on a tiny fake result set: 2 targets × 2 labels × 2 seeds."""
+"""The report generator on tiny fake result sets: 2 analytic targets × 2 labels × 2 seeds, and
+the data targets (logistic regression, diffusion, BNN) with Gaussian stand-in posteriors."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ import pytest
 import torch
 
 from sivi_engine import artifacts
-from sivi_engine.report import build_report
-from sivi_engine.report.figures import Trace, loss_figure
+from sivi_engine.metrics import METRICS, EvaluationContext, correlation_comparison
+from sivi_engine.metrics.predictive import reliability_curve
+from sivi_engine.report import build_report, summaries, tables, views
+from sivi_engine.report import runs as rn
+from sivi_engine.report.figures import Series, Trace, correlation_figure, loss_figure, reliability_figure
 from sivi_engine.report.render import Paragraph, TableBlock, to_html, to_markdown
 from sivi_engine.report.tables import Table, format_mean_sd, format_number
 from sivi_engine.targets import make_target
@@ -38,45 +42,62 @@ def fake_metrics(target: str, label_index: int, seed: int) -> dict[str, float]:
     return metrics
 
 
+COMMON = {"versions": VERSIONS, "created": "2026-01-01T00:00:00+00:00", "target_settings": "{}"}
+
+
+def write_reference(root: Path, target_name: str, names: list[str], draws: np.ndarray,
+                    engine: str = "exact") -> Path:
+    """A ReferenceDraws store of ``draws`` (chain, draw, param) below ``root``/reference."""
+    path = root / "reference" / f"{target_name}.zarr"
+    artifacts.write(
+        artifacts.reference_draws(
+            draws, names, target=target_name, target_hash="h", engine=engine,
+            engine_settings="{}", seed=0, diagnostics="{}", wall_seconds=0.5, **COMMON,
+        ),
+        path, artifacts.REFERENCE_DRAWS,
+    )
+    return path
+
+
+def write_run(root: Path, target_name: str, names: list[str], label: str, seed: int,
+              samples: np.ndarray, metrics: dict[str, float], reference_path: Path,
+              loss: np.ndarray, status: str = "ok") -> Path:
+    """SampleSet and MetricSet stores of one run; returns the MetricSet path."""
+    run_dir = root / "runs" / target_name / label / f"seed{seed}"
+    step = np.arange(0, 5 * len(loss), 5)
+    artifacts.write(
+        artifacts.sample_set(
+            samples, names, step, loss, step * 0.01,
+            method=label.split("_")[0], label=label, target=target_name, seed=seed,
+            settings="{}", code_hash="c", device="cpu", wall_seconds=10.0 + seed,
+            iterations=500, status=status, diagnostics="{}", **COMMON,
+        ),
+        run_dir / "samples.zarr", artifacts.SAMPLE_SET,
+    )
+    metric_set = artifacts.metric_set(
+        metrics, target_name, label, seed, samples_path=str(run_dir / "samples.zarr"),
+        reference_path=str(reference_path), method=label.split("_")[0], **COMMON,
+    )
+    return artifacts.write(metric_set, run_dir / "metrics.zarr", artifacts.METRIC_SET)
+
+
 def write_results(root: Path) -> list[Path]:
     """Reference, SampleSet and MetricSet stores for every run; returns the MetricSet paths."""
-    common = {"versions": VERSIONS, "created": "2026-01-01T00:00:00+00:00", "target_settings": "{}"}
     paths = []
     for target_name in TARGETS:
         target = make_target(target_name)
         gen = torch.Generator().manual_seed(0)
-        names = target.param_names()
         draws = target.sample(2000, gen).numpy().reshape(2, 1000, target.dim)
-        reference_path = root / "reference" / f"{target_name}.zarr"
-        artifacts.write(
-            artifacts.reference_draws(
-                draws, names, target=target_name, target_hash="h", engine="exact",
-                engine_settings="{}", seed=0, diagnostics="{}", wall_seconds=0.5, **common,
-            ),
-            reference_path, artifacts.REFERENCE_DRAWS,
-        )
+        reference_path = write_reference(root, target_name, target.param_names(), draws)
         for i, label in enumerate(LABELS):
             for seed in SEEDS:
-                run_dir = root / "runs" / target_name / label / f"seed{seed}"
                 samples = target.sample(3000, gen).numpy() * (1.0 + 0.2 * i)
                 step = np.arange(0, 500, 5)
                 loss = (np.exp(-step / 100.0) - 0.05 * i) * (1 + 0.1 * seed)  # label 1 goes negative
                 status = "diverged" if (target_name, label, seed) == DIVERGED else "ok"
-                artifacts.write(
-                    artifacts.sample_set(
-                        samples, names, step, loss, step * 0.01,
-                        method=label.split("_")[0], label=label, target=target_name, seed=seed,
-                        settings="{}", code_hash="c", device="cpu", wall_seconds=10.0 + seed,
-                        iterations=500, status=status, diagnostics="{}", **common,
-                    ),
-                    run_dir / "samples.zarr", artifacts.SAMPLE_SET,
-                )
-                metrics = artifacts.metric_set(
-                    fake_metrics(target_name, i, seed), target_name, label, seed,
-                    samples_path=str(run_dir / "samples.zarr"), reference_path=str(reference_path),
-                    method=label.split("_")[0], **common,
-                )
-                paths.append(artifacts.write(metrics, run_dir / "metrics.zarr", artifacts.METRIC_SET))
+                paths.append(write_run(root, target_name, target.param_names(), label, seed,
+                                       samples, fake_metrics(target_name, i, seed),
+                                       reference_path, loss, status))
     return paths
 
 
@@ -198,3 +219,263 @@ def test_cost_tables_sum_benchmark_files(tmp_path: Path) -> None:
     assert by_rule["train"][1:] == ("3", "29.0", "9.67", "14.0", "320")
     by_method = {row[0]: row for row in costs.cost_by_method(frame).rows}
     assert by_method["k"][1:3] == ("2", "24.0") and by_method["s"][1:3] == ("1", "5.00")
+
+
+# --- data targets: predictive table, correlation scatter, reliability diagram, diffusion paths ---
+
+DATA_TARGETS = ("blr_waveform", "diffusion", "bnn_diabetes")
+DATA_DIVERGED = ("blr_waveform", "svgd", 0)  # a first-seed run: its panels carry the status
+N_DRAWS = 1000
+
+
+def laplace_posterior(target) -> tuple[np.ndarray, np.ndarray]:
+    """Mode and Cholesky factor of the covariance of the Laplace approximation of a logistic
+    regression posterior (Newton's method on log p; H = Xᵀ diag(σ(1 − σ)) X + I/100)."""
+    x, y = target.X_train.numpy(), target.y_train.numpy()
+    beta = np.zeros(target.dim)
+    for _ in range(25):
+        p = 1 / (1 + np.exp(-x @ beta))
+        hessian = x.T @ (x * (p * (1 - p))[:, None]) + np.eye(target.dim) / 100
+        beta += np.linalg.solve(hessian, x.T @ (y - p) - beta / 100)
+    return beta, np.linalg.cholesky(np.linalg.inv(hessian))
+
+
+def data_posterior(target) -> tuple[np.ndarray, np.ndarray]:
+    """A Gaussian stand-in posterior (mean, Cholesky factor) for each data target."""
+    if target.name == "blr_waveform":
+        return laplace_posterior(target)
+    if target.name == "diffusion":  # independent N(true path, s_k²) per state
+        return target.true_path(), np.diag(0.1 + 0.05 * np.sin(target.times() * 6))
+    return 0.1 * np.random.default_rng(1).normal(size=target.dim), 0.05 * np.eye(target.dim)
+
+
+def fake_data_metrics(target: str, label_index: int, seed: int) -> dict[str, float]:
+    """Known predictive metric values per run (NaN for the diverged run)."""
+    i = label_index
+    metrics = {"kl_qp_knn": 0.5 + 0.1 * i + 0.01 * seed, "wall_seconds": 10.0 + seed}
+    if target == "blr_waveform":
+        metrics |= {"test_log_likelihood": -0.30 - 0.05 * i - 0.01 * seed,
+                    "accuracy": 0.90 - 0.01 * i + 0.005 * seed, "ece": 0.02 + 0.01 * i + 0.003 * seed}
+    if target == "bnn_diabetes":
+        metrics |= {"test_log_likelihood": -5.4 - 0.1 * i - 0.02 * seed, "rmse": 55.0 + 2 * i + seed}
+    if (target, LABELS[i], seed) == DATA_DIVERGED:
+        metrics = {name: float("nan") for name in metrics}
+    return metrics
+
+
+def method_samples(mean: np.ndarray, tril: np.ndarray, label_index: int,
+                   rng: np.random.Generator) -> np.ndarray:
+    """Label 0: the stand-in posterior widened by 20 %; label 1: with independent noise added,
+    which shrinks the pairwise correlations (slope < 1)."""
+    z = rng.standard_normal((N_DRAWS, len(mean)))
+    samples = mean + 1.2 * z @ tril.T
+    if label_index == 1:
+        samples = samples + np.sqrt(np.diag(tril @ tril.T)) * rng.standard_normal(samples.shape)
+    return samples
+
+
+def write_data_results(root: Path) -> list[Path]:
+    rng = np.random.default_rng(0)
+    paths = []
+    for target_name in DATA_TARGETS:
+        target = make_target(target_name)
+        names = target.param_names()
+        mean, tril = data_posterior(target)
+        draws = mean + rng.standard_normal((N_DRAWS, len(mean))) @ tril.T
+        reference_path = write_reference(root, target_name, names,
+                                         draws.reshape(2, N_DRAWS // 2, -1), "stan")
+        for i, label in enumerate(LABELS):
+            for seed in SEEDS:
+                samples = method_samples(mean, tril, i, rng)
+                status = "ok"
+                if (target_name, label, seed) == DATA_DIVERGED:
+                    samples[-100:] = np.nan
+                    status = "diverged"
+                loss = np.exp(-np.arange(50) / 10.0) + 0.1 * i
+                paths.append(write_run(root, target_name, names, label, seed, samples,
+                                       fake_data_metrics(target_name, i, seed), reference_path,
+                                       loss, status))
+    return paths
+
+
+@pytest.fixture(scope="module")
+def data_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
+    root = tmp_path_factory.mktemp("data_results")
+    paths = write_data_results(root)
+    build_report(paths, root / "report", total_wall_seconds=1.0)
+    return root, paths
+
+
+@pytest.fixture(scope="module")
+def data_views(data_report: tuple[Path, list[Path]]) -> dict[str, views.TargetData]:
+    """The report's per-target inputs, rebuilt from the MetricSets as build_report reads them."""
+    from sivi_engine.report.build import combine
+
+    loaded = [rn.read_run(p) for p in data_report[1]]
+    run_list = [run for _, run in loaded]
+    summary = rn.summarise_runs(run_list)
+    combined = combine([ds for ds, _ in loaded], summary, "now", {})
+    return views.target_data(run_list, summary, combined)
+
+
+def section(md: str, target: str) -> str:
+    return md.split(f"### {target}\n")[1].split("\n## ")[0].split("\n### ")[0]
+
+
+def table_rows(text: str, header_start: str) -> dict[str, list[str]]:
+    """First cell → other cells of the Markdown table whose header starts with ``header_start``."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header_start))
+    rows = {}
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        rows[cells[0]] = cells[1:]
+    return rows
+
+
+def expected_data_cell(target: str, label_index: int, metric: str) -> str:
+    return format_mean_sd(np.array([fake_data_metrics(target, label_index, s)[metric] for s in SEEDS]))
+
+
+def test_views_are_chosen_by_target_type() -> None:
+    expected = {
+        "banana": ["density", "loss"],
+        "gmm1d": ["density", "loss"],
+        "blr_waveform": ["predictive", "correlation", "reliability", "loss"],
+        "blr_breast_cancer": ["predictive", "correlation", "reliability", "loss"],
+        "diffusion": ["paths", "loss"],
+        "bnn_diabetes": ["predictive", "loss"],
+    }
+    for name, names in expected.items():
+        assert views.applicable_views(make_target(name)) == names, name
+
+
+def test_path_band_of_gaussian_draws() -> None:
+    """Draws N(m_k, s_k²): the band is m ± 1.959964 s. With S = 40 000 draws the sd of the mean
+    is s/√S = 0.005 s and that of the 2.5 % / 97.5 % sample quantiles √(p(1 − p)/S)/φ(1.96) · s
+    = 0.0134 s; the tolerances are 5 of those sds (per coordinate, 8 coordinates)."""
+    rng = np.random.default_rng(7)
+    m, s = np.linspace(-3, 3, 8), np.linspace(0.1, 2.0, 8)
+    draws = m + s * rng.standard_normal((40_000, 8))
+    draws[:5] = np.nan  # dropped, not propagated
+    band = summaries.path_band(draws, 0.95)
+    z = 1.959964
+    assert np.all(np.abs(band.mean - m) < 5 * 0.005 * s)
+    assert np.all(np.abs(band.lower - (m - z * s)) < 5 * 0.0134 * s)
+    assert np.all(np.abs(band.upper - (m + z * s)) < 5 * 0.0134 * s)
+    finite = draws[5:]
+    np.testing.assert_allclose(band.lower, np.percentile(finite, 2.5, axis=0), rtol=1e-12)
+    np.testing.assert_allclose(band.upper, np.percentile(finite, 97.5, axis=0), rtol=1e-12)
+    assert np.isnan(summaries.path_band(np.full((3, 2), np.nan)).mean).all()
+
+
+def test_correlation_pairs_equal_the_metric() -> None:
+    rng = np.random.default_rng(3)
+    d = 22
+    tril = np.tril(rng.normal(size=(d, d)))
+    reference = rng.standard_normal((3000, d)) @ tril.T
+    samples = 0.5 * reference[:2000] + rng.standard_normal((2000, d)) @ tril.T
+    pairs = summaries.correlation_pairs(samples, reference)
+    metric = correlation_comparison(samples, reference)
+    assert pairs.reference.shape == pairs.method.shape == (d * (d - 1) // 2,)
+    assert pairs.pearson_r == metric["corr_pearson_r"] and pairs.slope == metric["corr_slope"]
+    slope, _ = np.polyfit(pairs.reference, pairs.method, 1)
+    assert pairs.slope == pytest.approx(slope, rel=1e-10)
+    assert pairs.pearson_r == pytest.approx(np.corrcoef(pairs.reference, pairs.method)[0, 1], rel=1e-10)
+    assert np.max(np.abs(pairs.method - pairs.reference)) == metric["corr_max_abs_diff"]
+    # the panel title shows both to 3 decimals
+    figure = correlation_figure([Series("m", "red", pairs)])
+    assert figure.axes[0].get_title() == f"m\nr = {pairs.pearson_r:.3f}, slope = {pairs.slope:.3f}"
+
+
+def test_report_correlation_panels_are_the_first_seed_metrics(data_views) -> None:
+    data = data_views["blr_waveform"]
+    panels = views.correlation_panels(data)
+    assert [p.title for p in panels] == ["svgd (diverged)", "ksivi_u"]
+    reference = rn.read_reference(data.runs[0].reference_path)[0]
+    for panel, run in zip(panels, rn.first_seed_runs(data.runs).values()):
+        assert run.seed == 0
+        metric = correlation_comparison(rn.read_samples(run), reference)
+        # exact equality (NaN == NaN here: the metric is undefined for the diverged run's draws)
+        np.testing.assert_equal(panel.data.pearson_r, metric.get("corr_pearson_r", np.nan))
+        np.testing.assert_equal(panel.data.slope, metric.get("corr_slope", np.nan))
+        assert panel.data.reference.shape == (231,)
+    assert np.isnan(panels[0].data.pearson_r)  # NaN draws: the metric is undefined, title "—"
+    assert 0 < panels[1].data.slope < 0.9  # label 1 adds independent noise: correlations shrink
+
+
+def test_reliability_lines_use_the_predictive_metric(data_views) -> None:
+    data = data_views["blr_waveform"]
+    target = make_target("blr_waveform")
+    lines = views.reliability_lines(data)
+    assert [line.title for line in lines] == ["reference (stan)", "svgd (diverged)", "ksivi_u"]
+    for line, draws in zip(lines, [data.reference, *(s for _, s in data.first_seed)]):
+        draws = draws[np.isfinite(draws).all(axis=1)]
+        expected = METRICS["predictive"](EvaluationContext(draws, draws, target))["ece"]
+        assert line.data.ece == pytest.approx(expected, abs=1e-12)
+        curve = reliability_curve(target.predictive(draws)["probabilities"], target.y_test.numpy())
+        np.testing.assert_allclose(line.data.curve.frequency, curve.frequency)
+        assert line.data.curve.count.sum() == len(target.y_test) == 4600
+    legend = [t.get_text() for t in reliability_figure(lines).axes[0].get_legend().get_texts()]
+    assert legend[1] == f"reference (stan) (ECE {lines[0].data.ece:.3f})"
+
+
+def test_diffusion_panels_band_the_first_seed_samples(data_views) -> None:
+    data = data_views["diffusion"]
+    reference, panels = views.path_panels(data)
+    target = make_target("diffusion")
+    mean, tril = data_posterior(target)
+    sd = np.diag(tril)
+    # 1000 reference draws of N(m_k, s_k²): quantile sd √(.025 · .975/1000)/φ(1.96) s = 0.085 s;
+    # 5 sds, and the mean within 5 s/√1000
+    assert np.all(np.abs(reference.data.mean - mean) < 5 * sd / np.sqrt(N_DRAWS))
+    assert np.all(np.abs(reference.data.upper - (mean + 1.96 * sd)) < 5 * 0.085 * sd)
+    for panel, (run, samples) in zip(panels, data.first_seed):
+        assert run.seed == 0
+        band = summaries.path_band(samples)
+        np.testing.assert_array_equal(panel.data.lower, band.lower)
+        np.testing.assert_array_equal(panel.data.upper, band.upper)
+    # label 0 is widened by 1.2: its band is 1.2 times the reference's, to Monte-Carlo error
+    ratio = (panels[0].data.upper - panels[0].data.lower) / (reference.data.upper - reference.data.lower)
+    assert abs(np.median(ratio) - 1.2) < 0.05
+
+
+def test_predictive_table_rows(data_report, data_views) -> None:
+    md = (data_report[0] / "report" / "summary.md").read_text()
+    for name, columns in {"blr_waveform": ["test_log_likelihood", "accuracy", "ece"],
+                          "bnn_diabetes": ["test_log_likelihood", "rmse"]}.items():
+        text = section(md, name)
+        assert "held-out predictive performance" in text
+        header = "| method | " + " | ".join(tables.header_cell(c) for c in columns) + " |"
+        assert header in text
+        rows = table_rows(text, header)
+        assert list(rows) == ["reference (stan)", *LABELS]
+        target = make_target(name)
+        reference = data_views[name].reference
+        scores = target.predictive(reference)
+        expected = METRICS["predictive"](EvaluationContext(reference, reference, target))
+        assert rows["reference (stan)"] == [format_number(expected[c]) for c in columns]
+        assert rows["reference (stan)"][:2] == [format_number(scores[c]) for c in columns[:2]]
+        for i, label in enumerate(LABELS):
+            assert rows[label] == [expected_data_cell(name, i, c) for c in columns]
+    assert "BNN: RMSE and log-likelihood on the original scale" in section(md, "bnn_diabetes")
+    assert "held-out predictive" not in section(md, "diffusion")
+
+
+def test_data_report_figures(data_report) -> None:
+    report_dir = data_report[0] / "report"
+    expected = {"blr_waveform_correlation", "blr_waveform_reliability", "blr_waveform_loss",
+                "diffusion_paths", "diffusion_loss", "bnn_diabetes_loss"}
+    assert {p.stem for p in (report_dir / "figures").iterdir()} == expected
+    for path in (report_dir / "figures").iterdir():
+        data = path.read_bytes()
+        assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 10_000, path.name
+    md = (report_dir / "summary.md").read_text()
+    for name in expected:
+        target = name.rsplit("_", 1)[0]
+        assert f"(figures/{name}.png)" in section(md, target)
+    page = (report_dir / "index.html").read_text()
+    assert page.count("<img") == len(expected)
+    assert page.count("<table") == 3 + 2 + 2  # target tables, 2 predictive tables, legend, versions

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from sivi_engine.report.render import Block, Bullets, Code, Heading, Image, Paragraph, TableBlock
+from sivi_engine.report.render import Block, Bullets, Code, Heading, Paragraph, TableBlock
 from sivi_engine.report.runs import RunSummary
 from sivi_engine.report.tables import Table
 
@@ -58,13 +58,14 @@ def document(
     summary: RunSummary,
     total_wall_seconds: float | None,
     tables: Mapping[str, Table],
-    figures: Mapping[str, Sequence[Image]],
+    views: Mapping[str, Sequence[Block]],
     legend: Table,
     versions: Table,
     config_text: str | None,
     costs: Sequence[Table] = (),
 ) -> list[Block]:
-    """All sections of the report, in reading order."""
+    """All sections of the report, in reading order; under each target's metric table come the
+    blocks of its ``views`` (figures, further tables)."""
     blocks: list[Block] = [
         Heading(1, TITLE),
         Paragraph(f"Generated {created}."),
@@ -74,7 +75,7 @@ def document(
         Paragraph(TABLE_NOTE),
     ]
     for target, table in tables.items():
-        blocks += [Heading(3, target), TableBlock(table), *figures.get(target, ())]
+        blocks += [Heading(3, target), TableBlock(table), *views.get(target, ())]
     if costs:
         blocks += [Heading(2, "Cost"), Paragraph(COST_NOTE), *(TableBlock(t) for t in costs)]
     blocks += [

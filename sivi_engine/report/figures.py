@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import io
 from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import numpy as np
 import torch
@@ -17,6 +18,9 @@ from matplotlib.figure import Figure
 
 from sivi_engine.targets.base import Target
 
+if TYPE_CHECKING:  # annotations only
+    from sivi_engine.report.summaries import CorrelationPairs, PathBand, ReliabilityLine
+
 DPI = 110
 MAX_POINTS = 2000
 MAX_LINE_POINTS = 2000
@@ -24,6 +28,7 @@ PANEL_INCHES = 3.0
 POINT_COLOUR = "#d62728"
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
            "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+T = TypeVar("T")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,8 +81,8 @@ def density_grid(target: Target, resolution: int) -> tuple[list[np.ndarray], np.
     return axes, density.reshape(mesh[0].shape)
 
 
-def _panel_axes(n: int, sharey: bool) -> tuple[Figure, np.ndarray]:
-    fig = Figure(figsize=(PANEL_INCHES * n, PANEL_INCHES + 0.4), layout="constrained")
+def _panel_axes(n: int, sharey: bool, width: float = PANEL_INCHES) -> tuple[Figure, np.ndarray]:
+    fig = Figure(figsize=(width * n, PANEL_INCHES + 0.4), layout="constrained")
     axes = fig.subplots(1, n, sharex=True, sharey=sharey, squeeze=False)[0]
     return fig, axes
 
@@ -153,4 +158,102 @@ def loss_figure(traces: Sequence[Trace], colour: Mapping[str, str]) -> Figure:
     ax.grid(alpha=0.3)
     if drawn:
         ax.legend(fontsize="small", frameon=False)
+    return fig
+
+
+# --- data targets ---------------------------------------------------------------------------
+
+REFERENCE_COLOUR = "black"
+TRUTH_COLOUR = "#2f2f2f"
+
+
+@dataclasses.dataclass(frozen=True)
+class Series(Generic[T]):
+    """One method's (or the reference's) entry in a figure: title, colour and what is drawn."""
+
+    title: str
+    colour: str
+    data: T
+
+
+def _title_number(value: float) -> str:
+    return "—" if not np.isfinite(value) else f"{value:.3f}"
+
+
+def correlation_figure(panels: Sequence[Series[CorrelationPairs]]) -> Figure:
+    """One panel per method: its pairwise correlations ρ_q against the reference's ρ_p (one point
+    per pair, at most MAX_POINTS shown), the identity line, and in the title Pearson r between
+    ρ_q and ρ_p and the least-squares slope of ρ_q on ρ_p."""
+    fig, axes = _panel_axes(len(panels), sharey=True)
+    for ax, panel in zip(axes, panels):
+        pairs = panel.data
+        xy = evenly_spaced(np.column_stack([pairs.reference, pairs.method]), MAX_POINTS)
+        ax.plot([-1, 1], [-1, 1], color="grey", linewidth=0.8, linestyle="--", zorder=1)
+        ax.scatter(xy[:, 0], xy[:, 1], s=8.0, color=panel.colour, alpha=0.6, linewidths=0,
+                   zorder=2)
+        title = (f"{panel.title}\nr = {_title_number(pairs.pearson_r)}, "
+                 f"slope = {_title_number(pairs.slope)}")
+        ax.set(xlim=(-1.05, 1.05), ylim=(-1.05, 1.05), aspect="equal", title=title,
+               xlabel="reference ρ")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("method ρ")
+    return fig
+
+
+def reliability_figure(lines: Sequence[Series[ReliabilityLine]]) -> Figure:
+    """Reliability diagram: per bin, observed frequency of y = 1 against mean predicted
+    probability, one curve per entry with its ECE in the legend, and the diagonal on which a
+    calibrated predictive lies."""
+    fig = Figure(figsize=(4.8, 4.4), layout="constrained")
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, linestyle="--", label="calibrated")
+    for line in lines:
+        curve = line.data.curve
+        ax.plot(curve.confidence, curve.frequency, marker="o", markersize=3.5, linewidth=1.2,
+                color=line.colour, label=f"{line.title} (ECE {_title_number(line.data.ece)})")
+    ax.set(xlim=(0, 1), ylim=(0, 1), aspect="equal", xlabel="mean predicted P(y = 1)",
+           ylabel="observed frequency of y = 1")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", frameon=False, loc="upper left")
+    return fig
+
+
+@dataclasses.dataclass(frozen=True)
+class PathData:
+    """What a path figure shows besides the posteriors: the latent times, the true path, and the
+    observation times and values."""
+
+    times: np.ndarray
+    truth: np.ndarray
+    obs_times: np.ndarray
+    observations: np.ndarray
+
+
+def path_figure(data: PathData, reference: Series[PathBand],
+                panels: Sequence[Series[PathBand]]) -> Figure:
+    """One panel per method: its posterior mean path and pointwise central band (filled) against
+    the reference's (black: dashed mean, dotted band limits), the true path and the observations
+    as points; one legend below the panels."""
+    fig, axes = _panel_axes(len(panels), sharey=True, width=1.6 * PANEL_INCHES)
+    ref = reference.data
+    for ax, panel in zip(axes, panels):
+        band = panel.data
+        ax.fill_between(data.times, band.lower, band.upper, color=panel.colour, alpha=0.25,
+                        linewidth=0, label=f"method: {band.level:.0%} band")
+        ax.plot(data.times, band.mean, color=panel.colour, linewidth=1.4, label="method: mean")
+        ax.plot(data.times, ref.mean, color=reference.colour, linewidth=1.1, linestyle="--",
+                label=f"{reference.title}: mean")
+        ax.plot(data.times, ref.lower, color=reference.colour, linewidth=0.9, linestyle=":",
+                label=f"{reference.title}: {ref.level:.0%} band")
+        ax.plot(data.times, ref.upper, color=reference.colour, linewidth=0.9, linestyle=":")
+        ax.plot(data.times, data.truth, color=TRUTH_COLOUR, linewidth=0.8, alpha=0.6,
+                label="true path")
+        ax.scatter(data.obs_times, data.observations, s=14.0, color=POINT_COLOUR, zorder=3,
+                   label="observations")
+        ax.set(title=panel.title, xlabel="t")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("u(t)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize="small",
+               frameon=False)
     return fig

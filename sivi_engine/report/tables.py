@@ -86,6 +86,31 @@ def target_tables(combined: xr.Dataset) -> dict[str, Table]:
     return {str(t): target_table(combined.sel(target=t)) for t in combined["target"].values}
 
 
+#: Held-out predictive metrics (the ``predictive`` metric group), in legend order.
+PREDICTIVE_METRICS = ("test_log_likelihood", "accuracy", "rmse", "ece")
+
+
+def predictive_table(reference_title: str, reference: Mapping[str, float], ds: xr.Dataset,
+                     labels: Sequence[str]) -> Table:
+    """Predictive metrics of the reference draws and of each label of one target.
+
+    The first row holds ``reference`` (one value per metric, computed from the reference
+    draws); then one row per label, "mean ± sd" over seeds of ``ds`` (dims method, seed) as in
+    :func:`target_table`. Columns: the predictive metrics with a value in either.
+    """
+    def has_values(metric: str) -> bool:
+        return metric in ds.data_vars and bool(ds[metric].notnull().any())
+
+    present = [m for m in metric_info.ordered(PREDICTIVE_METRICS)
+               if not math.isnan(reference.get(m, math.nan)) or has_values(m)]
+    rows = [(reference_title, *(format_number(reference.get(m, math.nan)) for m in present))]
+    for label in labels:
+        cells = [format_mean_sd(ds[m].sel({"method": label}).values) if m in ds.data_vars
+                 else MISSING for m in present]
+        rows.append((str(label), *cells))
+    return Table(("method", *(header_cell(m) for m in present)), tuple(rows))
+
+
 def tidy_frame(combined: xr.Dataset) -> pd.DataFrame:
     """One row per run that has any metric: columns target, method, seed, then the metrics."""
     metrics = metric_info.ordered(combined.data_vars)

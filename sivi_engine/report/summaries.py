@@ -1,0 +1,115 @@
+"""Numeric summaries behind the report's per-target views: pure numpy in, arrays and floats out.
+
+- :func:`path_band`: pointwise posterior mean and central credible band of a path-valued
+  posterior (the diffusion's latent states);
+- :func:`correlation_pairs`: the pairwise correlations of q and of the reference, with the
+  ``corr_pearson_r`` / ``corr_slope`` metrics computed by the metric's own code;
+- :func:`predictive_scores`: the scalar held-out scores of ``target.predictive`` plus, for a
+  classifier, the ECE, as the ``predictive`` metric group computes them;
+- :func:`reliability_line`: the reliability curve and ECE of a classifier's posterior predictive.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from sivi_engine.metrics.arrays import as_samples
+from sivi_engine.metrics.correlation import correlation_comparison, pairwise_correlations
+from sivi_engine.metrics.predictive import (
+    CALIBRATION_BINS,
+    ReliabilityCurve,
+    expected_calibration_error,
+    reliability_curve,
+)
+
+
+def finite_rows(draws: np.ndarray) -> np.ndarray:
+    """The rows of ``draws`` (n, d) without a NaN or ±inf (a diverged run may hold some)."""
+    draws = np.asarray(draws, dtype=np.float64)
+    return draws[np.isfinite(draws).all(axis=1)]
+
+
+@dataclasses.dataclass(frozen=True)
+class PathBand:
+    """Per coordinate k: the mean (1/S) Σ_s u_k^(s) and the empirical quantiles ``lower`` =
+    Q̂_k((1 − level)/2), ``upper`` = Q̂_k((1 + level)/2) of the draws (numpy's linear
+    interpolation)."""
+
+    mean: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    level: float
+
+
+def path_band(draws: np.ndarray, level: float = 0.95) -> PathBand:
+    """Pointwise mean and central ``level`` band of draws (S, K) of a path; non-finite rows are
+    dropped first (a band of NaN when none is left). For level 0.95 the band is the 2.5 and 97.5
+    percentiles, ≈ m ± 1.96 s for a Gaussian marginal N(m, s²)."""
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level}")
+    draws = finite_rows(draws)
+    if len(draws) == 0:
+        nan = np.full(np.shape(draws)[1], math.nan)
+        return PathBand(nan, nan.copy(), nan.copy(), level)
+    lower, upper = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
+    return PathBand(draws.mean(axis=0), lower, upper, level)
+
+
+@dataclasses.dataclass(frozen=True)
+class CorrelationPairs:
+    """The d(d−1)/2 pairwise correlations ρ_p (reference) and ρ_q (method), pair order j < k
+    row-major, and ``pearson_r`` = corr(ρ_q, ρ_p), ``slope`` = least-squares slope of ρ_q on ρ_p
+    (NaN where the metric is undefined)."""
+
+    reference: np.ndarray
+    method: np.ndarray
+    pearson_r: float
+    slope: float
+
+
+def correlation_pairs(samples: np.ndarray, reference: np.ndarray) -> CorrelationPairs:
+    """ρ_q of ``samples`` and ρ_p of ``reference``; r and slope from
+    :func:`~sivi_engine.metrics.correlation.correlation_comparison` on the same arrays, so they
+    equal the run's ``corr_pearson_r`` / ``corr_slope`` metrics."""
+    x, y = as_samples(samples, "samples"), as_samples(reference, "reference")
+    metrics = correlation_comparison(x, y)
+    return CorrelationPairs(
+        reference=pairwise_correlations(y),
+        method=pairwise_correlations(x),
+        pearson_r=metrics.get("corr_pearson_r", math.nan),
+        slope=metrics.get("corr_slope", math.nan),
+    )
+
+
+def predictive_scores(scores: Mapping[str, Any], labels: np.ndarray,
+                      bins: int = CALIBRATION_BINS) -> dict[str, float]:
+    """The scalar entries of ``scores`` (the output of ``target.predictive``) and, when it holds
+    ``probabilities`` p̄ (a classifier), ``ece`` = Σ_B (|B|/n) |freq(B) − conf(B)| on ``bins``
+    equal-width bins against the test ``labels`` — as the ``predictive`` metric group does."""
+    out = {name: float(value) for name, value in scores.items() if np.ndim(value) == 0}
+    if "probabilities" in scores:
+        curve = reliability_curve(scores["probabilities"], np.asarray(labels), bins)
+        out["ece"] = expected_calibration_error(curve)
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class ReliabilityLine:
+    """One curve of a reliability diagram: its label, the binned curve and its ECE."""
+
+    label: str
+    curve: ReliabilityCurve
+    ece: float
+
+
+def reliability_line(label: str, probabilities: np.ndarray, labels: np.ndarray,
+                     bins: int = CALIBRATION_BINS) -> ReliabilityLine:
+    """Reliability curve (conf(B), freq(B)) of predictive probabilities p̄ against 0/1 test
+    labels on ``bins`` equal-width bins, and its ECE."""
+    curve = reliability_curve(probabilities, np.asarray(labels), bins)
+    return ReliabilityLine(label, curve, expected_calibration_error(curve))
