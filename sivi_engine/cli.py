@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--samples", required=True, type=Path)
     evaluate.add_argument("--reference", required=True, type=Path)
     evaluate.add_argument("--out", required=True, type=Path)
+    evaluate.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     _add_common(evaluate)
 
     report = commands.add_parser("report", help="tables, figures and pages from MetricSets")
@@ -90,7 +91,7 @@ def _train(args: argparse.Namespace, overrides: dict) -> None:
 
 
 def _evaluate(args: argparse.Namespace, overrides: dict) -> None:
-    steps.evaluate(args.samples, args.reference, args.out, overrides)
+    steps.evaluate(args.samples, args.reference, args.out, overrides, args.device)
 
 
 def _report(args: argparse.Namespace, overrides: dict) -> None:

@@ -94,7 +94,13 @@ def train(
     return artifacts.write(ds, out, artifacts.SAMPLE_SET)
 
 
-def evaluate(samples_path: Path, reference_path: Path, out: Path, overrides: Mapping[str, Any]) -> Path:
+def evaluate(
+    samples_path: Path,
+    reference_path: Path,
+    out: Path,
+    overrides: Mapping[str, Any],
+    device: str = "auto",
+) -> Path:
     """Score a SampleSet against ReferenceDraws of the same target and store a MetricSet."""
     from sivi_engine.metrics import EvaluationContext, EvaluationSettings, evaluate_all  # scipy: here only
 
@@ -107,6 +113,7 @@ def evaluate(samples_path: Path, reference_path: Path, out: Path, overrides: Map
                 f"and {reference_path} ({ref.attrs[key]})"
             )
     settings = resolve(EvaluationSettings, overrides)
+    torch_device = resolve_device(device)
     target = make_target(samples.attrs["target"], json.loads(samples.attrs["target_settings"]))
     metrics: dict[str, float] = {"wall_seconds": float(samples.attrs["wall_seconds"])}
     if samples.attrs["status"] == "ok" and np.isfinite(samples.samples.values).all():
@@ -115,6 +122,7 @@ def evaluate(samples_path: Path, reference_path: Path, out: Path, overrides: Map
             reference=ref.draws.values.reshape(-1, ref.sizes["param"]),
             target=target,
             settings=settings,
+            device=torch_device.type,
         )
         metrics |= evaluate_all(context) | json.loads(samples.attrs["diagnostics"])
     ds = artifacts.metric_set(
@@ -126,6 +134,7 @@ def evaluate(samples_path: Path, reference_path: Path, out: Path, overrides: Map
         samples_path=str(samples_path),
         reference_path=str(reference_path),
         target_settings=samples.attrs["target_settings"],
+        device=describe_device(torch_device),
         **_provenance(),
     )
     return artifacts.write(ds, out, artifacts.METRIC_SET)

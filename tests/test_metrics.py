@@ -522,3 +522,16 @@ def test_predictive_group_scores_held_out_data():
     theta = 0.1 * np.random.default_rng(1).standard_normal((200, bnn.dim))
     scores = METRICS["predictive"](EvaluationContext(theta, theta, bnn))
     assert set(scores) == {"rmse", "test_log_likelihood"}
+
+
+def test_exhaustive_neighbour_search_equals_the_tree():
+    """The GPU path (exhaustive torch distances), run here on the CPU, finds the same k-th
+    neighbour distances as the k-d tree: both are exact, so only round-off differs."""
+    from sivi_engine.metrics.knn_kl import DISTANCE_BLOCK, kth_distance_exhaustive, kth_distance_tree
+
+    rng = np.random.default_rng(5)
+    points = rng.normal(size=(DISTANCE_BLOCK + 300, 7))  # more than one block
+    reference = rng.normal(size=(900, 7))
+    for k in (1, 3):
+        np.testing.assert_allclose(kth_distance_exhaustive(points, reference, k, "cpu"),
+                                   kth_distance_tree(points, reference, k), rtol=1e-10)

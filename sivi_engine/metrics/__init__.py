@@ -37,8 +37,8 @@ def _knn_kl(ctx: EvaluationContext) -> dict[str, float]:
     q = subsample(ctx.samples, s.max_points_knn, rng)
     p = subsample(ctx.reference, s.max_points_knn, rng)
     return {
-        "kl_qp_knn": knn_kl_divergence(q, p, k=s.knn_k),
-        "kl_pq_knn": knn_kl_divergence(p, q, k=s.knn_k),
+        "kl_qp_knn": knn_kl_divergence(q, p, k=s.knn_k, device=ctx.device),
+        "kl_pq_knn": knn_kl_divergence(p, q, k=s.knn_k, device=ctx.device),
     }
 
 
@@ -64,7 +64,7 @@ def _mmd(ctx: EvaluationContext) -> dict[str, float]:
     s = ctx.settings
     ell = median_bandwidth(ctx.reference, max_points=s.max_points_mmd, seed=s.seed)
     mmd2 = mmd_squared(
-        ctx.samples, ctx.reference, ell, max_points=s.max_points_mmd, seed=s.seed, device=s.device
+        ctx.samples, ctx.reference, ell, max_points=s.max_points_mmd, seed=s.seed, device=ctx.device
     )
     return {"mmd2": mmd2, "mmd_bandwidth": ell}
 

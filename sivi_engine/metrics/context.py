@@ -28,7 +28,6 @@ class EvaluationSettings:
     max_points_mmd: int = 2000
     grid_bins: int = 200
     seed: int = 0
-    device: str = "cpu"
     mode_min_share: float = 0.25
     calibration_bins: int = CALIBRATION_BINS
 
@@ -43,12 +42,14 @@ class EvaluationSettings:
 
 @dataclasses.dataclass(frozen=True)
 class EvaluationContext:
-    """Inputs of one evaluation: ``samples`` from q (n, d), ``reference`` draws from p (m, d)."""
+    """Inputs of one evaluation: ``samples`` from q (n, d), ``reference`` draws from p (m, d);
+    ``device`` (``cpu`` or ``cuda``) is where the quadratic-cost metrics (kNN, MMD) run."""
 
     samples: np.ndarray
     reference: np.ndarray
     target: Target
     settings: EvaluationSettings = dataclasses.field(default_factory=EvaluationSettings)
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         for name in ("samples", "reference"):

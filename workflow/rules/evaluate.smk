@@ -7,6 +7,7 @@ rule evaluate:
     params:
         code=evaluation_code_hash,
         settings=evaluation_set_args,
+        device=config["device"],
     threads: config["threads_per_job"]
     log:
         "logs/runs/{target}/{label}/seed{seed}/evaluate.log",
@@ -16,4 +17,5 @@ rule evaluate:
         "../../envs/sivi.yaml"
     shell:
         "python -m sivi_engine evaluate --samples {input.samples} --reference {input.reference}"
-        " --threads {threads} --out {output} {params.settings} > {log} 2>&1"
+        " --device {params.device} --threads {threads} --out {output} {params.settings}"
+        " > {log} 2>&1"
