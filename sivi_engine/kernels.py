@@ -155,6 +155,27 @@ def quadratic_form(
     return terms.sum() / _pair_count(x.shape[0], y.shape[0], exclude_diagonal)
 
 
+#: Largest dimension d for which the fused Gaussian form works from K alone (see
+#: :class:`_GaussianQuadraticForm`): its two products carry d + d² columns, against the
+#: 2(d + 1) + 2d columns and three extra passes of the W path, so K alone wins for d ≤ 3.
+KERNEL_ONLY_MAX_DIM = 3
+
+
+def _outer_columns(a: Tensor, b: Tensor) -> Tensor:
+    """[a, a_c b_e for c, e] of a, b (n, d): shape (n, d + d²), c-major."""
+    return torch.cat([a, (a.unsqueeze(2) * b.unsqueeze(1)).flatten(1)], dim=1)
+
+
+def _contract(a: Tensor, products: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """From products = M [g, g_c y_e] (n, d + d²) and a = f (n, d) with W = (f gᵀ) ⊙ M:
+    (M g, rowsum(W), W y), using rowsum(W)_i = Σ_c f_ic (M g)_ic and
+    (W y)_ie = Σ_c f_ic (M (g_c ⊙ y_e))_i."""
+    d = a.shape[1]
+    m_g = products[:, :d]
+    m_gy = products[:, d:].view(-1, d, d)
+    return m_g, (a * m_g).sum(1), torch.einsum("ic,ice->ie", a, m_gy)
+
+
 class _GaussianQuadraticForm(torch.autograd.Function):
     """Q = (1/N) Σᵢⱼ Kᵢⱼ Fᵢⱼ with K = exp(−D / 2h²), Dᵢⱼ = ‖xᵢ − yⱼ‖², F = f gᵀ.
 
@@ -164,8 +185,12 @@ class _GaussianQuadraticForm(torch.autograd.Function):
         ∂Q/∂x = 2 (rowsum(G) ⊙ x − G y),   ∂Q/∂y = 2 (colsum(G) ⊙ y − Gᵀ x)   for G = ∂Q/∂D,
         ∂Q/∂f = K g / N,                    ∂Q/∂g = Kᵀ f / N.
     G is never formed: its dense part is a multiple of W and its median part touches one
-    row of x and one of y. Together with the forward pass this is five passes over the
-    n×m matrices, against autograd's twenty-odd.
+    row of x and one of y. Everything needed is W y, rowsum(W), Wᵀ x, colsum(W), K g, Kᵀ f and
+    Σ(W ⊙ D) = Σᵢ‖xᵢ‖² rowsum(W)ᵢ + Σⱼ‖yⱼ‖² colsum(W)ⱼ − 2 Σᵢ xᵢ·(W y)ᵢ. For d ≤
+    :data:`KERNEL_ONLY_MAX_DIM` all of them come from two products with K,
+    K [g, g_c y_e] and Kᵀ [f, f_c x_e] (:func:`_contract`), and W is never formed; above it,
+    W is formed and multiplied. With the forward pass that is four passes over the n×m
+    matrices (six for larger d), against autograd's twenty-odd.
     """
 
     @staticmethod
@@ -182,29 +207,39 @@ class _GaussianQuadraticForm(torch.autograd.Function):
         k = torch.mul(sq, -0.5 * LOG2_E / h2).exp2_()  # exp2 is ~3x faster than exp on CPU
         if exclude_diagonal:
             k.diagonal().zero_()
-        w = torch.mm(f, g.T).mul_(k)
-        ctx.save_for_backward(x, f, y, g, sq, k, w, h2)
+        # Products with the n×m matrices are taken as (thin)ᵀ·M, which BLAS runs several
+        # times faster than M·thin.
+        if x.shape[1] <= KERNEL_ONLY_MAX_DIM:
+            k_g, rows, w_y = _contract(f, (_outer_columns(g, y).T @ k.T).T)
+            total, dense = rows.sum(), None
+        else:
+            dense = torch.mm(f, g.T).mul_(k)  # W
+            # [y, 1] gives W y and rowsum(W) in one product
+            w_y_rows = (torch.cat([y, y.new_ones(y.shape[0], 1)], dim=1).T @ dense.T).T
+            k_g, rows, w_y = (g.T @ k.T).T, w_y_rows[:, -1], w_y_rows[:, :-1]
+            total = dense.sum()
+        ctx.save_for_backward(x, f, y, g, k, dense, h2, k_g, rows, w_y)
         ctx.median_index, ctx.scale, ctx.count = median_index, scale, count
-        return w.sum() / count
+        return total / count
 
     @staticmethod
     def backward(ctx, grad_out):  # type: ignore[override]
-        x, f, y, g, sq, k, w, h2 = ctx.saved_tensors
+        x, f, y, g, k, dense, h2, k_g, rows, w_y = ctx.saved_tensors
+        if dense is None:
+            k_f, cols, w_x = _contract(g, (_outer_columns(f, x).T @ k).T)
+        else:
+            w_x_cols = (torch.cat([x, x.new_ones(x.shape[0], 1)], dim=1).T @ dense).T
+            k_f, cols, w_x = (f.T @ k).T, w_x_cols[:, -1], w_x_cols[:, :-1]
         weight = grad_out / ctx.count
-        dense = -0.5 * weight / h2  # G = dense · W (+ the median entry)
-        ones_x, ones_y = x.new_ones(x.shape[0], 1), y.new_ones(y.shape[0], 1)
-        # Products with the n×m matrices are taken as (thin)ᵀ·M, which BLAS runs several
-        # times faster than M·thin; [y, 1] gives W y and rowsum(W) in one product.
-        wy_rows = (torch.cat([y, ones_y], dim=1).T @ w.T).T
-        wx_cols = (torch.cat([x, ones_x], dim=1).T @ w).T
-        grad_x = (2.0 * dense) * (wy_rows[:, -1:] * x - wy_rows[:, :-1])
-        grad_y = (2.0 * dense) * (wx_cols[:, -1:] * y - wx_cols[:, :-1])
+        factor = -weight / h2  # 2 · (−½ weight / h²): the dense part of G is a multiple of W
+        grad_x = factor * (rows.unsqueeze(1) * x - w_y)
+        grad_y = factor * (cols.unsqueeze(1) * y - w_x)
         if ctx.median_index is not None:
-            grad_h2 = weight * torch.vdot(w.view(-1), sq.view(-1)) * (0.5 / h2**2)
+            w_dot_d = ((x * x).sum(1) @ rows + (y * y).sum(1) @ cols
+                       - 2.0 * torch.vdot(x.reshape(-1), w_y.reshape(-1)))
+            grad_h2 = weight * w_dot_d * (0.5 / h2**2)
             row, col = ctx.median_index // y.shape[0], ctx.median_index % y.shape[0]
             step = (2.0 * ctx.scale * grad_h2) * (x[row] - y[col])
             grad_x[row] += step
             grad_y[col] -= step
-        grad_f = weight * (g.T @ k.T).T
-        grad_g = weight * (f.T @ k).T
-        return grad_x, grad_f, grad_y, grad_g, None, None
+        return grad_x, weight * k_g, grad_y, weight * k_f, None, None

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from sivi_engine.kernels import KernelSettings, gram, lower_median, quadratic_form
+from sivi_engine.kernels import KERNEL_ONLY_MAX_DIM, KernelSettings, gram, lower_median, quadratic_form
 from sivi_engine.methods.ksivi import KSIVI, KSIVISettings
 from sivi_engine.settings import resolve
 from sivi_engine.targets import make_target
@@ -26,11 +26,12 @@ def reference_quadratic_form(x, f, y, g, settings, exclude_diagonal):
 @pytest.mark.parametrize("bandwidth", [None, 0.7])
 @pytest.mark.parametrize("exclude_diagonal", [False, True])
 @pytest.mark.parametrize("kernel", ["gaussian", "imq", "riesz"])
-def test_quadratic_form_value_and_gradients_match_autograd(bandwidth, exclude_diagonal, kernel):
-    """The fused Gaussian path (hand-written backward, median bandwidth included) equals autograd
-    of the definition to float64 round-off (1e-12 relative)."""
+@pytest.mark.parametrize("dim", [2, KERNEL_ONLY_MAX_DIM, 5])
+def test_quadratic_form_value_and_gradients_match_autograd(bandwidth, exclude_diagonal, kernel, dim):
+    """The fused Gaussian path (hand-written backward, median bandwidth included; products with
+    K alone for d ≤ 3, with W above) equals autograd of the definition to float64 round-off."""
     gen = torch.Generator().manual_seed(1)
-    x, f, y, g = (torch.randn(60, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    x, f, y, g = (torch.randn(60, dim, generator=gen, dtype=torch.float64, requires_grad=True)
                   for _ in range(4))
     if exclude_diagonal:
         y, g = x, f
