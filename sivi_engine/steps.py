@@ -12,9 +12,7 @@ import numpy as np
 import torch
 
 from sivi_engine import artifacts
-from sivi_engine.methods import METHODS
 from sivi_engine.provenance import now, package_versions, settings_hash, training_code_hash
-from sivi_engine.reference import ENGINES
 from sivi_engine.runtime import describe_device, resolve_device
 from sivi_engine.settings import SettingsError, resolve, split_target_overrides, to_json
 from sivi_engine.targets import make_target
@@ -26,6 +24,8 @@ def _provenance() -> dict[str, str]:
 
 def reference(target_name: str, out: Path, engine_name: str, overrides: Mapping[str, Any]) -> Path:
     """Draw reference draws of a target with a reference engine and store ReferenceDraws."""
+    from sivi_engine.reference import ENGINES  # scipy.stats and the samplers: here only
+
     target_overrides, engine_overrides = split_target_overrides(overrides)
     target = make_target(target_name, target_overrides)
     engine = ENGINES[engine_name]()
@@ -60,6 +60,8 @@ def train(
     label: str | None = None,
 ) -> Path:
     """Fit a method to a target with one seed and store the SampleSet."""
+    from sivi_engine.methods import METHODS  # every method module: here only
+
     method = METHODS[method_name]()
     target_overrides, method_overrides = split_target_overrides(overrides)
     target = make_target(target_name, target_overrides)

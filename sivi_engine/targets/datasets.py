@@ -21,7 +21,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import scipy.io
 
 from sivi_engine.settings import SettingsError
 
@@ -77,6 +76,8 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
 
 def _read_mat(path: Path) -> dict[str, np.ndarray]:
     try:
+        import scipy.io  # 0.25 s to import: only for .mat files
+
         contents = scipy.io.loadmat(path)
     except NotImplementedError:  # scipy's answer to HDF5-based v7.3 files
         raise DataFileError(
