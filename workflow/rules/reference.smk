@@ -5,6 +5,7 @@ rule reference:
         code=reference_code_hash,
         engine=reference_engine,
         settings=reference_set_args,
+    threads: config["threads_per_job"]
     log:
         "logs/reference/{target}.log",
     benchmark:
@@ -13,4 +14,4 @@ rule reference:
         "../../envs/sivi.yaml"
     shell:
         "python -m sivi_engine reference --target {wildcards.target} --engine {params.engine}"
-        " --out {output} {params.settings} > {log} 2>&1"
+        " --threads {threads} --out {output} {params.settings} > {log} 2>&1"
