@@ -122,7 +122,11 @@ def network(weights: Weights, x: Tensor) -> Tensor:
 @TARGETS.register("bnn_diabetes")
 class BnnRegression(Target):
     """BNN regression on scikit-learn's diabetes data (or a user CSV), standardised on the
-    training split of a seeded 90/10 split (398 / 44 points for diabetes)."""
+    training split of a seeded 90/10 split (398 / 44 points for diabetes).
+
+    Attributes, float64 tensors: ``X_train`` (N, D) and ``y_train`` (N,) standardised,
+    ``X_test`` (M, D) standardised with the training mean and sd, ``y_test`` (M,) on the
+    original scale."""
 
     name = "bnn_diabetes"
     Settings = BnnSettings
@@ -142,32 +146,8 @@ class BnnRegression(Target):
             if self.settings.noise_precision is not None
             else least_squares_precision(x_train, y_train[:, 0])
         )
-        self._data = {
-            "X_train": torch.as_tensor(x_train),
-            "y_train": torch.as_tensor(y_train[:, 0]),
-            "X_test": torch.as_tensor(x_test),
-            "y_test_original": torch.as_tensor(raw.y_test),
-        }
-
-    @property
-    def X_train(self) -> Tensor:
-        """Standardised training inputs (N, D), float64."""
-        return self._data["X_train"]
-
-    @property
-    def y_train(self) -> Tensor:
-        """Standardised training responses (N,), float64."""
-        return self._data["y_train"]
-
-    @property
-    def X_test(self) -> Tensor:
-        """Test inputs (M, D), standardised with the training mean and sd, float64."""
-        return self._data["X_test"]
-
-    @property
-    def y_test(self) -> Tensor:
-        """Test responses (M,) on the original scale, float64."""
-        return self._data["y_test_original"]
+        self.X_train, self.y_train = torch.as_tensor(x_train), torch.as_tensor(y_train[:, 0])
+        self.X_test, self.y_test = torch.as_tensor(x_test), torch.as_tensor(raw.y_test)
 
     @property
     def n_inputs(self) -> int:

@@ -68,7 +68,8 @@ class BayesianLogisticRegression(Target):
     """β ~ N(0, 100 I), y ~ Bernoulli(σ(Xβ)) on a train split; predictive on the test split.
 
     Subclasses provide the data by :meth:`load_data` (the design matrices include the
-    intercept column).
+    intercept column). Attributes, float64 tensors: ``X_train`` (N, d), ``y_train`` (N,) in
+    {0, 1}, ``X_test`` (M, d), ``y_test`` (M,) in {0, 1}.
     """
 
     normalised = False
@@ -77,34 +78,14 @@ class BayesianLogisticRegression(Target):
     def __init__(self, settings: object | None = None) -> None:
         super().__init__(settings)
         split = self.load_data()
-        self._data = {
-            name: torch.as_tensor(getattr(split, name), dtype=torch.float64)
+        self.X_train, self.y_train, self.X_test, self.y_test = (
+            torch.as_tensor(getattr(split, name), dtype=torch.float64)
             for name in ("X_train", "y_train", "X_test", "y_test")
-        }
+        )
 
     @abc.abstractmethod
     def load_data(self) -> Split:
         """Train and test design matrices (intercept column included) and 0/1 labels."""
-
-    @property
-    def X_train(self) -> Tensor:
-        """Training design matrix (N, d), float64."""
-        return self._data["X_train"]
-
-    @property
-    def y_train(self) -> Tensor:
-        """Training labels (N,) in {0, 1}, float64."""
-        return self._data["y_train"]
-
-    @property
-    def X_test(self) -> Tensor:
-        """Test design matrix (M, d), float64."""
-        return self._data["X_test"]
-
-    @property
-    def y_test(self) -> Tensor:
-        """Test labels (M,) in {0, 1}, float64."""
-        return self._data["y_test"]
 
     @property
     def dim(self) -> int:
