@@ -41,6 +41,11 @@ class CommonSettings:
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise SettingsError(f"setting 'betas': two numbers in [0, 1), got {self.betas}")
 
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        """``dtype`` as a torch dtype."""
+        return getattr(torch, self.dtype)
+
 
 @dataclasses.dataclass
 class Trace:

@@ -79,7 +79,7 @@ class GaussianVI(Method):
     ) -> tuple[GaussianFamily, Trace]:
         """Maximise the ELBO; returns the fitted q (its μ and Σ are readable) and the trace."""
         q = GaussianFamily.standard(target.dim, self.parametrisation(settings), settings.init_scale)
-        q = q.to(device=device, dtype=getattr(torch, settings.dtype))
+        q = q.to(device=device, dtype=settings.torch_dtype)
         like = {"device": device, "dtype": q.loc.dtype}
 
         def loss(step: int) -> Tensor:

@@ -211,7 +211,7 @@ class HKSIVI(Method):
     Settings = HKSIVISettings
 
     def fit(self, target: Target, settings: HKSIVISettings, device: torch.device) -> FitResult:
-        dtype = getattr(torch, settings.dtype)
+        dtype = settings.torch_dtype
         q = HierarchicalLangevin(target, settings).to(device=device, dtype=dtype)
         n = settings.batch_size
         exclude_diagonal = settings.estimator == "ustat"

@@ -149,7 +149,7 @@ class LIVI(Method):
     def fit(self, target: Target, settings: LIVISettings, device: torch.device) -> FitResult:
         z_dim = settings.z_dim if settings.z_dim is not None else target.dim
         q = LinearisedGenerator(target.dim, z_dim, settings.hidden, settings.sigma)
-        q = q.to(device=device, dtype=getattr(torch, settings.dtype))
+        q = q.to(device=device, dtype=settings.torch_dtype)
 
         def loss(step: int) -> Tensor:
             x, jac = q.draw_with_jacobian(settings.batch_size)

@@ -46,4 +46,4 @@ def build_family(dim: int, settings: SemiImplicitSettings, device: torch.device)
     """The semi-implicit family for a d-dimensional target, on ``device`` in ``settings.dtype``."""
     family = SemiImplicitGaussian(dim, latent_dim(settings, dim), settings.hidden,
                                   settings.init_sigma, settings.min_sigma)
-    return family.to(device=device, dtype=getattr(torch, settings.dtype))
+    return family.to(device=device, dtype=settings.torch_dtype)

@@ -100,7 +100,7 @@ class SIVISM(Method):
     Settings = SIVISMSettings
 
     def fit(self, target: Target, settings: SIVISMSettings, device: torch.device) -> FitResult:
-        dtype = getattr(torch, settings.dtype)
+        dtype = settings.torch_dtype
         q = build_family(target.dim, settings, device)
         f = score_network(target.dim, settings.f_hidden).to(device=device, dtype=dtype)
         f_optimiser = torch.optim.Adam(

@@ -224,7 +224,7 @@ class SVGD(Method):
     Settings = SVGDSettings
 
     def fit(self, target: Target, settings: SVGDSettings, device: torch.device) -> FitResult:
-        dtype = getattr(torch, settings.dtype)
+        dtype = settings.torch_dtype
         shape = (settings.num_particles, target.dim)
         initial = settings.init_scale * torch.randn(shape, device=device, dtype=dtype)
         particles, trace = run_svgd(target, initial, kernel_from_settings(settings.kernel), settings)

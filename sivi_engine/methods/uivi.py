@@ -162,7 +162,7 @@ class UIVI(Method):
     Settings = UIVISettings
 
     def fit(self, target: Target, settings: UIVISettings, device: torch.device) -> FitResult:
-        dtype = getattr(torch, settings.dtype)
+        dtype = settings.torch_dtype
         q = build_family(target.dim, settings, device)
         step_size = torch.tensor(settings.hmc_step_size, device=device, dtype=dtype)
         accept_total = torch.zeros((), device=device, dtype=torch.float64)
