@@ -21,7 +21,11 @@ from sivi_engine.metrics.knn_kl import knn_kl_divergence
 from sivi_engine.metrics.mmd import median_bandwidth, mmd_squared
 from sivi_engine.metrics.modes import mode_coverage, separated_modes
 from sivi_engine.metrics.moments import moment_errors
-from sivi_engine.metrics.predictive import expected_calibration_error, reliability_curve
+from sivi_engine.metrics.predictive import (
+    expected_calibration_error,
+    predictive_scores,
+    reliability_curve,
+)
 from sivi_engine.registry import Registry
 
 MetricGroup = Callable[[EvaluationContext], dict[str, float]]
@@ -106,13 +110,8 @@ def _predictive(ctx: EvaluationContext) -> dict[str, float]:
     predictive = getattr(ctx.target, "predictive", None)
     if predictive is None:
         return {}
-    scores = predictive(ctx.samples)
-    results = {name: float(value) for name, value in scores.items() if np.ndim(value) == 0}
-    if "probabilities" in scores:
-        labels = np.asarray(ctx.target.y_test)
-        curve = reliability_curve(scores["probabilities"], labels, ctx.settings.calibration_bins)
-        results["ece"] = expected_calibration_error(curve)
-    return results
+    return predictive_scores(predictive(ctx.samples), np.asarray(ctx.target.y_test),
+                             ctx.settings.calibration_bins)
 
 
 def evaluate_all(ctx: EvaluationContext) -> dict[str, float]:

@@ -16,6 +16,8 @@ Bins are taken on the probability of class 1, as in scikit-learn's ``calibration
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -52,3 +54,14 @@ def expected_calibration_error(curve: ReliabilityCurve) -> float:
     """ECE = Σ_B (|B| / n) |freq(B) − conf(B)|."""
     weights = curve.count / curve.count.sum()
     return float(np.sum(weights * np.abs(curve.frequency - curve.confidence)))
+
+
+def predictive_scores(scores: Mapping[str, Any], labels: np.ndarray,
+                      bins: int = CALIBRATION_BINS) -> dict[str, float]:
+    """The scalar entries of ``scores`` (the output of a target's ``predictive``) and, when it
+    holds ``probabilities`` p̄ (a classifier), their ``ece`` against the test ``labels``."""
+    out = {name: float(value) for name, value in scores.items() if np.ndim(value) == 0}
+    if "probabilities" in scores:
+        curve = reliability_curve(scores["probabilities"], np.asarray(labels), bins)
+        out["ece"] = expected_calibration_error(curve)
+    return out

@@ -4,8 +4,6 @@
   posterior (the diffusion's latent states);
 - :func:`correlation_pairs`: the pairwise correlations of q and of the reference, with the
   ``corr_pearson_r`` / ``corr_slope`` metrics computed by the metric's own code;
-- :func:`predictive_scores`: the scalar held-out scores of ``target.predictive`` plus, for a
-  classifier, the ECE, as the ``predictive`` metric group computes them;
 - :func:`reliability_line`: the reliability curve and ECE of a classifier's posterior predictive.
 """
 
@@ -13,8 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 
@@ -84,18 +80,6 @@ def correlation_pairs(samples: np.ndarray, reference: np.ndarray) -> Correlation
         pearson_r=metrics.get("corr_pearson_r", math.nan),
         slope=metrics.get("corr_slope", math.nan),
     )
-
-
-def predictive_scores(scores: Mapping[str, Any], labels: np.ndarray,
-                      bins: int = CALIBRATION_BINS) -> dict[str, float]:
-    """The scalar entries of ``scores`` (the output of ``target.predictive``) and, when it holds
-    ``probabilities`` p̄ (a classifier), ``ece`` = Σ_B (|B|/n) |freq(B) − conf(B)| on ``bins``
-    equal-width bins against the test ``labels`` — as the ``predictive`` metric group does."""
-    out = {name: float(value) for name, value in scores.items() if np.ndim(value) == 0}
-    if "probabilities" in scores:
-        curve = reliability_curve(scores["probabilities"], np.asarray(labels), bins)
-        out["ece"] = expected_calibration_error(curve)
-    return out
 
 
 @dataclasses.dataclass(frozen=True)

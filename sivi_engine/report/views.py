@@ -24,7 +24,7 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
-from sivi_engine.metrics.predictive import CALIBRATION_BINS
+from sivi_engine.metrics.predictive import CALIBRATION_BINS, predictive_scores
 from sivi_engine.report import figures as fig
 from sivi_engine.report import runs as rn
 from sivi_engine.report import summaries, tables
@@ -110,7 +110,7 @@ def predictive_blocks(data: TargetData) -> list[Block]:
     """Held-out predictive metrics: the reference row from ``target.predictive`` of the reference
     draws (+ ECE for a classifier), then each label's mean ± sd over seeds from its MetricSets."""
     labels = np.asarray(data.target.y_test)
-    reference = summaries.predictive_scores(data.reference_predictive, labels, CALIBRATION_BINS)
+    reference = predictive_scores(data.reference_predictive, labels, CALIBRATION_BINS)
     table = tables.predictive_table(data.reference_title, reference, data.metrics, data.labels)
     if "rmse" in reference:
         what = "BNN: RMSE and log-likelihood on the original scale"
