@@ -29,6 +29,9 @@ class Target(abc.ABC):
     Settings: ClassVar[type] = NoSettings
     #: ``log_prob`` includes the normalising constant (needed by the grid-KL metric).
     normalised: ClassVar[bool] = False
+    #: Some marginal has no finite variance (e.g. Student-t with ν ≤ 2): metrics built on
+    #: sample moments do not converge there, and quantile-based ones replace them.
+    infinite_variance: ClassVar[bool] = False
 
     def __init__(self, settings: object | None = None) -> None:
         self.settings = settings if settings is not None else self.Settings()

@@ -54,6 +54,11 @@ class StudentT2d(Target):
     Settings = StudentT2dSettings
     normalised = True
 
+    @property
+    def infinite_variance(self) -> bool:  # type: ignore[override]
+        """ν ≤ 2: the marginals of t, hence of x = A t, have no finite variance."""
+        return self.settings.df <= 2
+
     def __init__(self, settings: object | None = None) -> None:
         super().__init__(settings)
         a = mixing_matrix()
