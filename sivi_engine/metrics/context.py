@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sivi_engine.metrics.arrays import subsample
 from sivi_engine.metrics.predictive import CALIBRATION_BINS
 from sivi_engine.settings import SettingsError
 
@@ -18,23 +20,37 @@ if TYPE_CHECKING:  # annotation only: importing targets at runtime loads every t
 class EvaluationSettings:
     """Constants of the evaluation (sample caps bound the quadratic / tree-query costs).
 
+    ``num_draws``: every run is scored on this many of q's draws (a fixed-seed subsample, see
+    :func:`draws_to_score`), since the estimators' bias depends on n; None scores all draws.
     ``calibration_bins``: equal-width bins of the reliability curve and the ECE
-    (:mod:`sivi_engine.metrics.predictive`). ``mode_min_share``: a mixture mode k counts as covered by q when q's mass in its cell is at
-    least this share of the target weight w_k (see :mod:`sivi_engine.metrics.modes`).
+    (:mod:`sivi_engine.metrics.predictive`). ``mode_min_share``: a mixture mode k counts as
+    covered by q when q's mass in its cell is at least this share of the target weight w_k (see
+    :mod:`sivi_engine.metrics.modes`). ``gate_*``: thresholds of the sanity gate
+    (:mod:`sivi_engine.metrics.gate`, where their values are justified).
     """
 
     knn_k: int = 1
     max_points_knn: int = 10000
     max_points_mmd: int = 2000
-    grid_bins: int = 200
+    num_draws: int | None = None
     seed: int = 0
     mode_min_share: float = 0.25
     calibration_bins: int = CALIBRATION_BINS
+    gate_mean_error_sd: float = 3.0
+    gate_median_error_iqr: float = 2.0
+    gate_log_scale_ratio: float = math.log(10.0)
+    gate_lpd_drop: float = 0.5
 
     def validate(self) -> None:
-        for name in ("knn_k", "max_points_knn", "max_points_mmd", "grid_bins", "calibration_bins"):
+        for name in ("knn_k", "max_points_knn", "max_points_mmd", "calibration_bins"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"setting {name!r} must be >= 1, got {getattr(self, name)!r}")
+        if self.num_draws is not None and self.num_draws < 2:
+            raise SettingsError(f"setting 'num_draws' must be >= 2 or null, got {self.num_draws!r}")
+        for name in ("gate_mean_error_sd", "gate_median_error_iqr", "gate_log_scale_ratio",
+                     "gate_lpd_drop"):
+            if not getattr(self, name) > 0:
+                raise SettingsError(f"setting {name!r} must be > 0, got {getattr(self, name)!r}")
         if not 0 < self.mode_min_share <= 1:
             raise SettingsError(
                 f"setting 'mode_min_share' must be in (0, 1], got {self.mode_min_share!r}")
@@ -60,3 +76,16 @@ class EvaluationContext:
                     f"got {arr.shape}"
                 )
             object.__setattr__(self, name, arr)
+
+
+def draws_to_score(samples: np.ndarray, settings: EvaluationSettings) -> np.ndarray:
+    """The ``settings.num_draws`` rows of ``samples`` that are scored: a subsample without
+    replacement drawn with ``settings.seed`` (all rows when num_draws is None)."""
+    if settings.num_draws is None:
+        return samples
+    if samples.shape[0] < settings.num_draws:
+        raise SettingsError(
+            f"setting 'num_draws' = {settings.num_draws} exceeds the run's {samples.shape[0]} "
+            "draws: lower evaluation.num_draws or train with more draws"
+        )
+    return subsample(samples, settings.num_draws, np.random.default_rng(settings.seed))

@@ -40,8 +40,9 @@ def _coverage(level: float) -> MetricInfo:
 METRIC_INFO: dict[str, MetricInfo] = {
     "kl_qp_knn": _lower("KL(q‖p), k-nearest-neighbour estimate from samples (can dip below 0)"),
     "kl_pq_knn": _lower("KL(p‖q), k-nearest-neighbour estimate from samples (can dip below 0)"),
-    "kl_qp_grid": _lower(
-        "KL(q‖p) from a density estimate of q on a grid against the normalised target (2-D only)"
+    "kl_qp_density": _lower(
+        "KL(q‖p) = −Ĥ(q) − mean log p: Kozachenko–Leonenko entropy of q's samples and the"
+        " normalised target density (d ≤ 2; can dip below 0)"
     ),
     "mmd2": _lower(
         "unbiased squared MMD between q and reference draws, Gaussian kernel (can dip below 0)"
@@ -56,6 +57,16 @@ METRIC_INFO: dict[str, MetricInfo] = {
     "corr_slope": _ideal(
         "least-squares slope of q's pairwise correlations on the reference's (d ≥ 3)", 1
     ),
+    "rank_corr_max_abs_diff": _lower(
+        "largest |Δρ_S| over all pairwise Spearman rank correlations, q vs reference"
+        " (infinite-variance targets)"
+    ),
+    "rank_corr_pearson_r": _ideal(
+        "Pearson r between the pairwise Spearman correlations of q and of the reference (d ≥ 3)", 1
+    ),
+    "rank_corr_slope": _ideal(
+        "least-squares slope of q's pairwise Spearman correlations on the reference's (d ≥ 3)", 1
+    ),
     "coverage_50": _coverage(0.50),
     "coverage_80": _coverage(0.80),
     "coverage_90": _coverage(0.90),
@@ -66,6 +77,16 @@ METRIC_INFO: dict[str, MetricInfo] = {
     ),
     "sd_ratio_log_max": _lower("largest |log(sd_q / sd_p)| over coordinates"),
     "sd_ratio_mean": _ideal("mean of sd_q / sd_p over coordinates", 1),
+    "median_error_iqr": _lower(
+        "largest |median_q − median_p| / IQR_p over coordinates (infinite-variance targets)"
+    ),
+    "iqr_ratio_log_max": _lower(
+        "largest |log(IQR_q / IQR_p)| over coordinates (infinite-variance targets)"
+    ),
+    "tail_ratio_log_max": _lower(
+        "largest |log ratio| of the distances of the 1, 5, 95, 99 % quantiles from the median,"
+        " q vs reference, over coordinates (infinite-variance targets)"
+    ),
     "mode_coverage": _ideal(
         "fraction of the target's modes holding at least mode_min_share × their weight of q's mass", 1
     ),
@@ -75,6 +96,18 @@ METRIC_INFO: dict[str, MetricInfo] = {
     "accuracy": _higher("held-out accuracy of the posterior predictive (classification)"),
     "rmse": _lower("held-out RMSE of the posterior predictive mean, original scale (regression)"),
     "ece": _lower("expected calibration error of the posterior predictive on held-out data"),
+    "reference_test_log_likelihood": MetricInfo(
+        "test_log_likelihood of the reference draws (as many as q's)", "—", ""
+    ),
+    "reference_accuracy": MetricInfo("accuracy of the reference draws (as many as q's)", "—", ""),
+    "reference_rmse": MetricInfo("rmse of the reference draws (as many as q's)", "—", ""),
+    "reference_ece": MetricInfo("ece of the reference draws (as many as q's)", "—", ""),
+    "suspect": _lower(
+        "1 when the run diverged or failed the sanity gate (reasons in the MetricSet attribute"
+        " suspect_reasons), else 0"
+    ),
+    "diverged": _lower("1 when training did not end ok or left non-finite draws, else 0"),
+    "scored_draws": MetricInfo("number of q's draws scored (evaluation setting num_draws)", "—", ""),
     "wall_seconds": _lower("training wall-clock time in seconds"),
     "hmc_accept_rate": MetricInfo("UIVI: mean HMC acceptance rate of the reverse conditional", "—", ""),
     "hmc_step_size": MetricInfo("UIVI: adapted HMC step size", "—", ""),
