@@ -3,6 +3,7 @@ the data targets (logistic regression, diffusion, BNN) with Gaussian stand-in po
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -10,23 +11,40 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import xarray as xr
+import yaml
 
 from sivi_engine import artifacts
 from sivi_engine.metrics import METRICS, EvaluationContext, correlation_comparison
 from sivi_engine.metrics.predictive import reliability_curve
-from sivi_engine.report import build_report, summaries, tables, views
+from sivi_engine.report import build_report, reproduction, summaries, tables, views
 from sivi_engine.report import runs as rn
+from sivi_engine.report.document import NO_REPRODUCTION, NO_SUSPECT
 from sivi_engine.report.figures import Series, Trace, correlation_figure, loss_figure, reliability_figure
 from sivi_engine.report.render import Paragraph, TableBlock, to_html, to_markdown
-from sivi_engine.report.tables import Table, format_mean_sd, format_number
+from sivi_engine.report.tables import Table, format_number, seed_cell
+from sivi_engine.settings import SettingsError
 from sivi_engine.targets import make_target
 
 TARGETS = ("banana", "gmm1d")
 LABELS = ("svgd", "ksivi_u")  # not alphabetical: the report keeps config order
-SEEDS = (0, 1)
+SEEDS = (0, 1, 2)
 VERSIONS = artifacts.json_attr({"numpy": np.__version__, "torch": torch.__version__})
-DIVERGED = ("gmm1d", "svgd", 1)
-CONFIG = "targets: [banana, gmm1d]\nmethods:\n  ksivi_u: {method: ksivi, estimator: ustat}\n  svgd: {}\n"
+DIVERGED = ("gmm1d", "svgd", 1)  # keeps its (fake) metric values: they must not be averaged
+SUSPECT = ("banana", "ksivi_u", 2)
+SUSPECT_REASONS = ["kl_qp_knn above the gate", "coverage_95 far from 0.95"]
+# the evaluation flags a diverged run suspect too, with the divergence as its reason
+DIVERGED_REASONS = ["training status: diverged"]
+REPRODUCTION = [
+    {"experiment": "banana KL", "target": "banana", "method": "ksivi_u", "metric": "kl_qp_knn",
+     "paper": 0.2, "paper_sd": 0.01, "source": "paper Table 1"},
+    {"experiment": "gmm1d KL", "target": "gmm1d", "method": "svgd", "metric": "kl_qp_knn",
+     "paper": 0.5, "source": "paper Fig. 2", "note": "read off a plot"},
+    {"experiment": "not in this report", "target": "gmm1d", "method": "uivi", "metric": "kl_qp_knn",
+     "paper": 1, "source": "paper Table 3"},
+]
+CONFIG = ("targets: [banana, gmm1d]\nmethods:\n  ksivi_u: {method: ksivi, estimator: ustat}\n  svgd: {}\n"
+          + yaml.safe_dump({"reproduction": REPRODUCTION}, sort_keys=False))
 
 
 def fake_metrics(target: str, label_index: int, seed: int) -> dict[str, float]:
@@ -45,6 +63,13 @@ def fake_metrics(target: str, label_index: int, seed: int) -> dict[str, float]:
 COMMON = {"versions": VERSIONS, "created": "2026-01-01T00:00:00+00:00", "target_settings": "{}"}
 
 
+def run_status(n_draws: int, diverged: bool = False, suspect: bool = False) -> dict[str, float]:
+    """The run-status variables of a per-run MetricSet (reference scores NaN: not applicable)."""
+    reference = {f"reference_{m}": float("nan") for m in tables.PREDICTIVE_METRICS}
+    return {"suspect": float(suspect), "diverged": float(diverged),
+            "scored_draws": float(n_draws), **reference}
+
+
 def write_reference(root: Path, target_name: str, names: list[str], draws: np.ndarray,
                     engine: str = "exact") -> Path:
     """A ReferenceDraws store of ``draws`` (chain, draw, param) below ``root``/reference."""
@@ -61,8 +86,9 @@ def write_reference(root: Path, target_name: str, names: list[str], draws: np.nd
 
 def write_run(root: Path, target_name: str, names: list[str], label: str, seed: int,
               samples: np.ndarray, metrics: dict[str, float], reference_path: Path,
-              loss: np.ndarray, status: str = "ok") -> Path:
-    """SampleSet and MetricSet stores of one run; returns the MetricSet path."""
+              loss: np.ndarray, status: str = "ok", suspect_reasons: tuple[str, ...] = ()) -> Path:
+    """SampleSet and MetricSet stores of one run, the MetricSet with its run-status variables
+    (suspect when ``suspect_reasons`` are given); returns the MetricSet path."""
     run_dir = root / "runs" / target_name / label / f"seed{seed}"
     step = np.arange(0, 5 * len(loss), 5)
     artifacts.write(
@@ -74,9 +100,11 @@ def write_run(root: Path, target_name: str, names: list[str], label: str, seed: 
         ),
         run_dir / "samples.zarr", artifacts.SAMPLE_SET,
     )
+    status_variables = run_status(len(samples), status != "ok", bool(suspect_reasons))
     metric_set = artifacts.metric_set(
-        metrics, target_name, label, seed, samples_path=str(run_dir / "samples.zarr"),
-        reference_path=str(reference_path), method=label.split("_")[0], **COMMON,
+        metrics | status_variables, target_name, label, seed,
+        samples_path=str(run_dir / "samples.zarr"), reference_path=str(reference_path),
+        method=label.split("_")[0], suspect_reasons=json.dumps(list(suspect_reasons)), **COMMON,
     )
     return artifacts.write(metric_set, run_dir / "metrics.zarr", artifacts.METRIC_SET)
 
@@ -95,9 +123,11 @@ def write_results(root: Path) -> list[Path]:
                 step = np.arange(0, 500, 5)
                 loss = (np.exp(-step / 100.0) - 0.05 * i) * (1 + 0.1 * seed)  # label 1 goes negative
                 status = "diverged" if (target_name, label, seed) == DIVERGED else "ok"
+                reasons = {SUSPECT: SUSPECT_REASONS, DIVERGED: DIVERGED_REASONS}.get(
+                    (target_name, label, seed), ())
                 paths.append(write_run(root, target_name, target.param_names(), label, seed,
                                        samples, fake_metrics(target_name, i, seed),
-                                       reference_path, loss, status))
+                                       reference_path, loss, status, tuple(reasons)))
     return paths
 
 
@@ -114,24 +144,51 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def expected_cell(target: str, label_index: int, metric: str) -> str:
-    values = np.array([fake_metrics(target, label_index, s)[metric] for s in SEEDS])
-    mean, sd = values.mean(), values.std(ddof=1)
-    return f"{format_number(mean)} ± {format_number(sd)}"
+    """Mean ± sd over the seeds that are neither DIVERGED nor SUSPECT, and their count."""
+    excluded = {DIVERGED: "diverged", SUSPECT: "suspect"}
+    kept = [s for s in SEEDS if (target, LABELS[label_index], s) not in excluded]
+    values = np.array([fake_metrics(target, label_index, s)[metric] for s in kept])
+    notes = [f"1 {why}" for run, why in excluded.items() if run[:2] == (target, LABELS[label_index])]
+    counts = "; ".join([f"n={len(kept)}", *notes])
+    return f"{format_number(values.mean())} ± {format_number(values.std(ddof=1))} ({counts})"
 
 
-def test_format_number_and_mean_sd() -> None:
+def test_format_number() -> None:
     assert format_number(0.123456) == "0.123"
     assert format_number(12345.6) == "12300"
     assert format_number(1.5e-5) == "1.50e-05"
     assert format_number(9.9999) == "10.0"
     assert format_number(float("nan")) == "—"
-    assert format_mean_sd(np.array([1.0, np.nan])) == "1.00"
-    assert format_mean_sd(np.array([1.0, 2.0, 3.0])) == "2.00 ± 1.00"
+
+
+@pytest.mark.parametrize(("values", "condition", "cell"), [
+    ([0.010, 0.012, 0.014], ["ok"] * 3, "0.0120 ± 0.00200 (n=3)"),
+    ([1.0, 2.0, np.nan], ["ok"] * 3, "1.50 ± 0.707 (n=2)"),  # a missing value is not counted
+    ([1.0, 2.0, 100.0], ["ok", "ok", "suspect"], "1.50 ± 0.707 (n=2; 1 suspect)"),
+    ([1.0, 7.0, 2.0], ["ok", "diverged", "ok"], "1.50 ± 0.707 (n=2; 1 diverged)"),
+    ([1.0, np.nan, 5.0, 7.0], ["ok", "ok", "diverged", "suspect"], "1.00 (n=1; 1 diverged; 1 suspect)"),
+    ([np.nan] * 3, ["diverged"] * 3, "— (n=0; 3 diverged)"),
+    ([np.nan] * 2, ["absent"] * 2, "—"),
+])
+def test_seed_cell_counts_and_excludes(values, condition, cell) -> None:
+    assert seed_cell(np.array(values), np.array(condition)) == cell
+
+
+def test_run_condition_diverged_before_suspect_and_missing_flags_read_as_zero() -> None:
+    runs = [({"m": 1.0, "diverged": 1.0, "suspect": 1.0}, 0), ({"m": 2.0, "suspect": 1.0}, 1),
+            ({"m": 3.0, "diverged": 0.0, "suspect": 0.0}, 2), ({"m": 4.0}, 3)]
+    combined = artifacts.combine_metric_sets([artifacts.metric_set(m, "t", "a", s) for m, s in runs])
+    combined = combined.reindex(seed=[0, 1, 2, 3, 4])  # seed 4: no run
+    run = {"target": "t", "method": "a"}  # a dict: ``sel`` reserves the keyword ``method``
+    condition = tables.run_condition(combined.sel(run))
+    assert list(condition.values) == ["diverged", "suspect", "ok", "ok", "absent"]
+    older = combined.drop_vars(["diverged", "suspect"])  # MetricSets from before the gate
+    assert list(tables.run_condition(older.sel(run)).values) == ["ok"] * 4 + ["absent"]
 
 
 def test_combined_store_and_csv(report: Path) -> None:
     combined = artifacts.read(report / "metrics.zarr", artifacts.METRIC_SET)
-    assert dict(combined.sizes) == {"target": 2, "method": 2, "seed": 2}
+    assert dict(combined.sizes) == {"target": 2, "method": 2, "seed": 3}
     assert list(combined["target"].values) == list(TARGETS)
     assert list(combined["method"].values) == list(LABELS)
     run = {"target": "banana", "method": "svgd", "seed": 1}
@@ -140,39 +197,86 @@ def test_combined_store_and_csv(report: Path) -> None:
     assert np.isnan(combined["kl_qp_grid"].sel(target="gmm1d")).all()
 
     csv = pd.read_csv(report / "metrics.csv")
-    assert list(csv.columns[:3]) == ["target", "method", "seed"]
+    assert list(csv.columns[:5]) == ["target", "method", "seed", "suspect", "diverged"]
     assert len(csv) == len(TARGETS) * len(LABELS) * len(SEEDS)
     row = csv[(csv.target == "banana") & (csv.method == "ksivi_u") & (csv.seed == 1)].iloc[0]
     assert row["kl_qp_grid"] == pytest.approx(0.1)
     assert row["wall_seconds"] == pytest.approx(11.0)
+    assert row["scored_draws"] == 3000
     assert csv.loc[csv.target == "gmm1d", "corr_max_abs_diff"].isna().all()
+    # nothing hidden: the suspect and the diverged run keep their raw values and carry their flag
+    flagged = csv.set_index(["target", "method", "seed"])
+    assert flagged.loc[SUSPECT, "kl_qp_knn"] == pytest.approx(0.22)
+    assert flagged.loc[DIVERGED, "kl_qp_knn"] == pytest.approx(0.11)
+    assert (csv.suspect == 1).sum() == 2 and flagged.loc[SUSPECT, "suspect"] == 1
+    assert (csv.diverged == 1).sum() == 1 and flagged.loc[DIVERGED, "diverged"] == 1
 
 
 def test_summary_markdown(report: Path) -> None:
     md = (report / "report" / "summary.md").read_text()
-    assert "runs: 8 (7 ok, 1 diverged)" in md
-    assert "diverged: gmm1d / svgd / seed 1" in md
+    assert "runs: 12 (11 ok, 1 diverged)" in md
+    assert f"- diverged: gmm1d / svgd / seed 1: {DIVERGED_REASONS[0]}\n" in md
+    assert "suspect: 1 of the ok runs" in md
     assert "total wall time (first training job to this report): 2 min 3 s" in md
-    assert "training wall time, summed over runs: 1 min 24 s" in md  # 4 × (10 + 11) s
+    assert "training wall time, summed over runs: 2 min 12 s" in md  # 4 × (10 + 11 + 12) s
     assert CONFIG.rstrip() in md
     for target in TARGETS:
         section = md.split(f"### {target}\n")[1].split("###")[0]
         header = section.splitlines()[1]
         assert header.startswith("| method | kl_qp_knn ↓")
         assert ("kl_qp_grid" in header) == (target == "banana")
+        for name in ("suspect", "diverged", "scored_draws", "reference_"):  # run status, not metrics
+            assert name not in header
         for i, label in enumerate(LABELS):
             row = next(line for line in section.splitlines() if line.startswith(f"| {label} |"))
             assert expected_cell(target, i, "kl_qp_knn") in row
         assert f"![{target}: training loss" in section
         assert f"(figures/{target}_density.png)" in section
     assert "| coverage_95 | fraction of reference draws" in md
+    legend = md.split("## Metric legend")[1].split("## Versions")[0]
+    assert "scored_draws" not in legend and "suspect" not in legend
+
+
+def test_cells_leave_out_suspect_and_diverged_runs(report: Path) -> None:
+    """Seeds 0, 1, 2 of kl_qp_knn: 0.20, 0.21, 0.22 (suspect) for banana / ksivi_u and 0.10,
+    0.11 (diverged), 0.12 for gmm1d / svgd: the means are 0.205 and 0.110, not 0.21 and 0.11."""
+    md = (report / "report" / "summary.md").read_text()
+    banana = table_rows(section(md, "banana"), "| method |")
+    gmm1d = table_rows(section(md, "gmm1d"), "| method |")
+    assert banana["ksivi_u"][0] == "0.205 ± 0.00707 (n=2; 1 suspect)"
+    assert gmm1d["svgd"][0] == "0.110 ± 0.0141 (n=2; 1 diverged)"
+    assert banana["svgd"][0] == "0.110 ± 0.0100 (n=3)"
+
+
+def test_suspect_runs_are_listed_with_reasons(report: Path) -> None:
+    md = (report / "report" / "summary.md").read_text()
+    listing = md.split("## Suspect runs\n")[1].split("\n## ")[0]
+    items = [line for line in listing.splitlines() if line.startswith("- ")]
+    assert items == [f"- banana / ksivi_u / seed 2: {'; '.join(SUSPECT_REASONS)}"]
+    assert "<h2>Suspect runs</h2>" in (report / "report" / "index.html").read_text()
+
+
+def test_reproduction_md_rows(report: Path) -> None:
+    """banana / ksivi_u: |0.2 − 0.205| = 0.005 ≤ 2 · 0.00707; gmm1d / svgd: |0.5 − 0.110| = 0.39 >
+    2 · 0.0141; gmm1d / uivi has no run."""
+    text = (report / "report" / "reproduction.md").read_text()
+    assert "|paper − mean| ≤ 2·sd_seeds" in text
+    rows = table_rows(text, "| experiment |")
+    assert rows["banana KL"] == ["banana", "ksivi_u", "kl_qp_knn", "0.2 ± 0.01", "paper Table 1",
+                                 "0.205 ± 0.00707 (n=2; 1 suspect)", "within seed spread", ""]
+    assert rows["gmm1d KL"] == ["gmm1d", "svgd", "kl_qp_knn", "0.5", "paper Fig. 2",
+                                "0.110 ± 0.0141 (n=2; 1 diverged)", "outside", "read off a plot"]
+    assert rows["not in this report"][5:7] == ["—", "not run"]
+    summary = (report / "report" / "summary.md").read_text()
+    assert text.strip() in summary.split("## Reproduction\n")[1]
+    assert "<h2>Reproduction</h2>" in (report / "report" / "index.html").read_text()
 
 
 def test_index_html(report: Path) -> None:
     page = (report / "report" / "index.html").read_text()
     images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
     assert len(images) == 2 * len(TARGETS)  # density + loss per target
-    assert page.count("<table") == len(TARGETS) + 2  # targets, legend, versions
+    assert page.count("<table") == len(TARGETS) + 3  # targets, reproduction, legend, versions
     assert f"<td>{expected_cell('banana', 1, 'kl_qp_knn')}</td>" in page
     assert f"<td>{expected_cell('gmm1d', 0, 'coverage_95')}</td>" in page
     assert "{method: ksivi, estimator: ustat}" in page
@@ -336,7 +440,9 @@ def table_rows(text: str, header_start: str) -> dict[str, list[str]]:
 
 
 def expected_data_cell(target: str, label_index: int, metric: str) -> str:
-    return format_mean_sd(np.array([fake_data_metrics(target, label_index, s)[metric] for s in SEEDS]))
+    values = np.array([fake_data_metrics(target, label_index, s)[metric] for s in SEEDS])
+    condition = ["diverged" if (target, LABELS[label_index], s) == DATA_DIVERGED else "ok" for s in SEEDS]
+    return seed_cell(values, np.array(condition))
 
 
 def test_views_are_chosen_by_target_type() -> None:
@@ -460,6 +566,9 @@ def test_predictive_table_rows(data_report, data_views) -> None:
         assert rows["reference (stan)"][:2] == [format_number(scores[c]) for c in columns[:2]]
         for i, label in enumerate(LABELS):
             assert rows[label] == [expected_data_cell(name, i, c) for c in columns]
+    # seed 0 diverged (NaN), seeds 1, 2: −0.31, −0.32
+    predictive = table_rows(section(md, "blr_waveform"), "| method | test_log_likelihood")
+    assert predictive["svgd"][0] == "-0.315 ± 0.00707 (n=2; 1 diverged)"
     assert "BNN: RMSE and log-likelihood on the original scale" in section(md, "bnn_diabetes")
     assert "held-out predictive" not in section(md, "diffusion")
 
@@ -479,3 +588,71 @@ def test_data_report_figures(data_report) -> None:
     page = (report_dir / "index.html").read_text()
     assert page.count("<img") == len(expected)
     assert page.count("<table") == 3 + 2 + 2  # target tables, 2 predictive tables, legend, versions
+
+
+def test_reproduction_md_is_one_line_without_rows(data_report) -> None:
+    report_dir = data_report[0] / "report"
+    assert (report_dir / "reproduction.md").read_text() == NO_REPRODUCTION + "\n"
+    assert f"## Reproduction\n\n{NO_REPRODUCTION}" in (report_dir / "summary.md").read_text()
+    assert f"## Suspect runs\n\n{NO_SUSPECT}" in (report_dir / "summary.md").read_text()
+
+
+# --- reproduction table on a hand-built combined MetricSet --------------------------------------
+
+
+def hand_built_table() -> xr.Dataset:
+    """Target t: label a with seeds 0–2 at 1.0, 1.2, 1.4 (mean 1.2, sd 0.2) and a suspect seed 3
+    at 50; label d with seed 0 at 1.0 and a diverged seed 1. Target u: label c only."""
+    runs = [("t", "a", s, v, 0.0, 0.0) for s, v in enumerate([1.0, 1.2, 1.4])]
+    runs += [("t", "a", 3, 50.0, 1.0, 0.0), ("t", "d", 0, 1.0, 0.0, 0.0),
+             ("t", "d", 1, np.nan, 0.0, 1.0), ("u", "c", 0, 3.0, 0.0, 0.0)]
+    sets = [artifacts.metric_set({"m": v, "suspect": suspect, "diverged": diverged}, t, label, seed)
+            for t, label, seed, v, suspect, diverged in runs]
+    return artifacts.combine_metric_sets(sets)
+
+
+def reproduction_row(method: str, paper: float, target: str = "t", **extra) -> dict:
+    return {"experiment": f"{target}/{method} at {paper}", "target": target, "method": method,
+            "metric": "m", "paper": paper, "source": "Table 2", **extra}
+
+
+def test_reproduction_verdicts() -> None:
+    """|1.5 − 1.2| = 0.3 ≤ 2 · 0.2 = 0.4: within; |1.7 − 1.2| = 0.5 > 0.4: outside (the suspect 50
+    would move the mean to 13.4 and the sd to 24.5, putting both within)."""
+    config = {"reproduction": [
+        reproduction_row("a", 1.5, paper_sd=0.1, note="n"), reproduction_row("a", 1.7),
+        reproduction_row("d", 1.0), reproduction_row("c", 3.0),  # c ran on u only
+        reproduction_row("b", 1.0), reproduction_row("c", 3.0, target="u"),
+    ]}
+    table = reproduction.reproduction_table(reproduction.parse_rows(config), hand_built_table())
+    assert table.header[4:8] == ("paper", "source", "this project (mean ± sd over seeds)", "verdict")
+    assert table.rows[0] == ("t/a at 1.5", "t", "a", "m", "1.5 ± 0.1", "Table 2",
+                             "1.20 ± 0.200 (n=3; 1 suspect)", "within seed spread", "n")
+    assert table.rows[1][4:8] == ("1.7", "Table 2", "1.20 ± 0.200 (n=3; 1 suspect)", "outside")
+    assert table.rows[2][6:8] == ("1.00 (n=1; 1 diverged)", "n < 2")
+    assert table.rows[3][6:8] == ("—", "not run")
+    assert table.rows[4][6:8] == ("—", "not run")
+    assert table.rows[5][6:8] == ("3.00 (n=1)", "n < 2")
+
+
+def test_a_row_without_a_paper_figure_shows_the_project_alone() -> None:
+    """A paper that reports the quantity only in a plot: the row keeps the project's figure and
+    says so instead of judging it against a number nobody quoted."""
+    row = reproduction_row("a", 1.0, note="shown only as a plot")
+    del row["paper"]
+    table = reproduction.reproduction_table(reproduction.parse_rows({"reproduction": [row]}),
+                                            hand_built_table())
+    assert table.rows[0][4:8] == ("—", "Table 2", "1.20 ± 0.200 (n=3; 1 suspect)", "no paper figure")
+    del row["note"]
+    with pytest.raises(SettingsError, match=r"without 'paper' needs a 'note'"):
+        reproduction.parse_rows({"reproduction": [row]})
+
+
+def test_reproduction_rows_name_a_bad_field() -> None:
+    assert reproduction.parse_rows({}) == [] and reproduction.parse_rows({"reproduction": []}) == []
+    bad = reproduction_row("a", 1.0)
+    del bad["source"]
+    with pytest.raises(SettingsError, match=r"reproduction\[1\]: missing \['source'\]"):
+        reproduction.parse_rows({"reproduction": [reproduction_row("a", 1.0), bad]})
+    with pytest.raises(SettingsError, match=r"unknown \['paper_se'\].*paper_sd"):
+        reproduction.parse_rows({"reproduction": [reproduction_row("a", 1.0, paper_se=0.1)]})

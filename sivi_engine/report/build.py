@@ -1,4 +1,5 @@
-"""Build the report: combined metric table, CSV, figures, summary.md and index.html."""
+"""Build the report: combined metric table, CSV, figures, summary.md, reproduction.md and
+index.html."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import xarray as xr
+import yaml
 
 from sivi_engine import artifacts, provenance
-from sivi_engine.report import costs
+from sivi_engine.report import costs, reproduction
 from sivi_engine.report import runs as rn
 from sivi_engine.report import tables, views
-from sivi_engine.report.document import TITLE, document
+from sivi_engine.report.document import TITLE, document, reproduction_blocks
 from sivi_engine.report.output import write_atomic
 from sivi_engine.report.render import Image, to_html, to_markdown
 
@@ -53,8 +55,11 @@ def build_report(
     benchmark_paths: Sequence[Path] = (),
     benchmark_root: Path | None = None,
 ) -> None:
-    """Read per-run MetricSets and write ``out_dir``/{summary.md, index.html, figures/*.png}.
+    """Read per-run MetricSets and write ``out_dir``/{summary.md, reproduction.md, index.html,
+    figures/*.png}.
 
+    The reproduction rows come from the ``reproduction`` list of the config at ``config_path``
+    (none without a config; reproduction.md is written either way).
     With ``table_path`` also write the combined MetricSet there and a tidy CSV next to it.
     With ``benchmark_paths`` (Snakemake benchmark files below ``benchmark_root``) add a cost
     section: wall time and peak memory per rule and per method.
@@ -62,6 +67,8 @@ def build_report(
     if not metric_paths:
         raise ValueError("build_report needs at least one per-run MetricSet")
     out_dir = Path(out_dir)
+    config_text = Path(config_path).read_text("utf-8") if config_path is not None else None
+    rows = reproduction.parse_rows(yaml.safe_load(config_text) or {}) if config_text else []
     loaded = [rn.read_run(Path(p)) for p in metric_paths]
     runs = [run for _, run in loaded]
     summary = rn.summarise_runs(runs)
@@ -74,6 +81,7 @@ def build_report(
     if table_path is not None:
         write_metric_table(combined, Path(table_path))
     target_blocks = views.target_views(runs, summary, combined)
+    reproduced = reproduction_blocks(reproduction.reproduction_table(rows, combined))
     blocks = document(
         created=created,
         summary=summary,
@@ -82,11 +90,13 @@ def build_report(
         views=target_blocks,
         legend=tables.legend_table(tables.reported_metrics(combined)),
         versions=tables.key_value_table(("package", "version"), versions),
-        config_text=Path(config_path).read_text("utf-8") if config_path is not None else None,
+        config_text=config_text,
+        reproduction=reproduced,
         costs=cost_tables(benchmark_paths, benchmark_root),
     )
     for block in (b for blocks_of in target_blocks.values() for b in blocks_of):
         if isinstance(block, Image):
             write_atomic(out_dir / block.path, block.png)
     write_atomic(out_dir / "summary.md", to_markdown(blocks))
+    write_atomic(out_dir / "reproduction.md", to_markdown(reproduced))
     write_atomic(out_dir / "index.html", to_html(blocks, TITLE))

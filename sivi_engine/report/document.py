@@ -5,16 +5,38 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from sivi_engine.report.render import Block, Bullets, Code, Heading, Paragraph, TableBlock
-from sivi_engine.report.runs import RunSummary
+from sivi_engine.report.reproduction import SPREAD_SDS
+from sivi_engine.report.runs import Run, RunSummary
 from sivi_engine.report.tables import Table
 
 TITLE = "SIVI benchmark report"
 
 TABLE_NOTE = (
     "Each cell is mean ± sd over seeds (sd with ddof = 1; the mean alone for one seed), "
-    "to 3 significant digits. Metrics without a value for a target are left out. "
+    "to 3 significant digits, then n, the number of seeds averaged, and the runs left out, "
+    "e.g. “0.012 ± 0.003 (n=2; 1 diverged)”. Only ok runs that pass the sanity gate are "
+    "averaged: diverged runs (training diverged or non-finite draws) and suspect runs (the gate "
+    "found the fit grossly wrong against a trustworthy reference) are counted, not averaged; "
+    "results/metrics.csv keeps every run's values with its suspect and diverged flags. "
+    "Metrics without a value for a target are left out. "
     "Header marks: ↓ lower is better, ↑ higher is better, ≈v closest to v is best."
 )
+
+SUSPECT_NOTE = (
+    "Runs that did not diverge but that the evaluation's sanity gate flagged as grossly wrong "
+    "against a trustworthy reference, with its reasons; they are left out of every mean below "
+    "(diverged runs are listed in the run summary)."
+)
+NO_SUSPECT = "No run was flagged suspect by the sanity gate."
+
+REPRODUCTION_NOTE = (
+    "Figures the papers report, set against this project's mean ± sd over seeds of the same "
+    "metric (ok, non-suspect runs; cells as in the tables above). Verdict: “within seed spread” "
+    f"when |paper − mean| ≤ {SPREAD_SDS:g}·sd_seeds (sd_seeds: sample sd over this project's "
+    "seeds), else “outside”; “n < 2” with fewer than two usable seeds; “not run” when this "
+    "report holds no run of the method on the target. The paper's own ± is shown, not used."
+)
+NO_REPRODUCTION = "The config lists no reproduction rows (key `reproduction`)."
 
 COST_NOTE = (
     "Wall time and peak resident memory of every job, from Snakemake's benchmark files: "
@@ -36,6 +58,12 @@ def _listing(values: Sequence[object]) -> str:
     return f"{len(values)} ({', '.join(str(v) for v in values)})"
 
 
+def run_name(run: Run) -> str:
+    """``target / label / seed N``, then the evaluation's reasons when it flagged the run."""
+    name = f"{run.target} / {run.label} / seed {run.seed}"
+    return f"{name}: {'; '.join(run.suspect_reasons)}" if run.suspect_reasons else name
+
+
 def run_summary(summary: RunSummary, total_wall_seconds: float | None) -> list[str]:
     """Bullet points: what was run, how many runs diverged, how long it took."""
     n_ok = summary.n_runs - len(summary.diverged)
@@ -44,12 +72,28 @@ def run_summary(summary: RunSummary, total_wall_seconds: float | None) -> list[s
         f"methods: {_listing(summary.labels)}",
         f"seeds: {_listing(summary.seeds)}",
         f"runs: {summary.n_runs} ({n_ok} ok, {len(summary.diverged)} diverged)",
-        *(f"diverged: {r.target} / {r.label} / seed {r.seed}" for r in summary.diverged),
+        *(f"diverged: {run_name(r)}" for r in summary.diverged),
+        f"suspect: {len(summary.suspect)} of the ok runs (left out of the means; see Suspect runs)",
         f"training wall time, summed over runs: {format_duration(summary.train_seconds)}",
     ]
     if total_wall_seconds is not None:
         items.append(f"total wall time (first training job to this report): {format_duration(total_wall_seconds)}")
     return items
+
+
+def suspect_blocks(summary: RunSummary) -> list[Block]:
+    """Every suspect run as target / label / seed with the gate's reasons, or one line."""
+    if not summary.suspect:
+        return [Paragraph(NO_SUSPECT)]
+    return [Paragraph(SUSPECT_NOTE), Bullets(tuple(run_name(r) for r in summary.suspect))]
+
+
+def reproduction_blocks(table: Table) -> list[Block]:
+    """The reproduction section's body, also the whole of reports/reproduction.md: the verdict
+    rule and the table, or one line when the config lists no rows."""
+    if not table.rows:
+        return [Paragraph(NO_REPRODUCTION)]
+    return [Paragraph(REPRODUCTION_NOTE), TableBlock(table, numeric=False)]
 
 
 def document(
@@ -62,20 +106,25 @@ def document(
     legend: Table,
     versions: Table,
     config_text: str | None,
+    reproduction: Sequence[Block],
     costs: Sequence[Table] = (),
 ) -> list[Block]:
     """All sections of the report, in reading order; under each target's metric table come the
-    blocks of its ``views`` (figures, further tables)."""
+    blocks of its ``views`` (figures, further tables); ``reproduction`` is the body of the
+    reproduction section (:func:`reproduction_blocks`)."""
     blocks: list[Block] = [
         Heading(1, TITLE),
         Paragraph(f"Generated {created}."),
         Heading(2, "Run summary"),
         Bullets(tuple(run_summary(summary, total_wall_seconds))),
+        Heading(2, "Suspect runs"),
+        *suspect_blocks(summary),
         Heading(2, "Results per target"),
         Paragraph(TABLE_NOTE),
     ]
     for target, table in tables.items():
         blocks += [Heading(3, target), TableBlock(table), *views.get(target, ())]
+    blocks += [Heading(2, "Reproduction"), *reproduction]
     if costs:
         blocks += [Heading(2, "Cost"), Paragraph(COST_NOTE), *(TableBlock(t) for t in costs)]
     blocks += [

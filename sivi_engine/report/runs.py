@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +26,18 @@ class Run:
     target_settings: dict[str, Any]
     samples_path: Path
     reference_path: Path
-    status: str
     train_seconds: float
     started: float  # POSIX time at which training began
     versions: dict[str, str]
+    diverged: bool  # training diverged (status not ok) or the draws were non-finite
+    suspect: bool  # the evaluation's sanity gate found the fit grossly wrong
+    suspect_reasons: tuple[str, ...]
+
+    @property
+    def condition(self) -> str:
+        """``"diverged"``, else ``"suspect"``, else ``"ok"``: the precedence of
+        :data:`~sivi_engine.report.tables.EXCLUSIONS`."""
+        return "diverged" if self.diverged else "suspect" if self.suspect else "ok"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,15 +49,40 @@ class RunSummary:
     seeds: tuple[int, ...]
     n_runs: int
     diverged: tuple[Run, ...]
+    suspect: tuple[Run, ...]  # not diverged, flagged by the sanity gate
     train_seconds: float
 
 
+def _flag(metrics: xr.Dataset, name: str) -> bool:
+    """A one-run MetricSet's 0/1 variable ``name``; absent (older MetricSets) reads as 0."""
+    return name in metrics.data_vars and float(metrics[name].values.squeeze()) == 1.0
+
+
+def suspect_reasons(attrs: Mapping[str, Any]) -> tuple[str, ...]:
+    """The sanity gate's reasons from the JSON attr ``suspect_reasons`` (a list of sentences, or
+    a mapping check → sentence); none where the attr is absent."""
+    reasons = json.loads(attrs.get("suspect_reasons", "[]"))
+    if isinstance(reasons, Mapping):
+        return tuple(f"{check}: {text}" for check, text in reasons.items())
+    return (reasons,) if isinstance(reasons, str) else tuple(str(r) for r in reasons)
+
+
 def read_run(metrics_path: Path) -> tuple[xr.Dataset, Run]:
-    """Open one per-run MetricSet and the SampleSet it names; return both views of the run."""
+    """Open one per-run MetricSet and the SampleSet it names; return both views of the run.
+
+    The returned MetricSet always holds the flags ``diverged`` (1 also when the SampleSet's
+    status is not ok) and ``suspect`` (0 where the MetricSet lacks it).
+    """
     metrics = artifacts.read(metrics_path, artifacts.METRIC_SET)
     attrs = metrics.attrs
     samples_path = Path(attrs["samples_path"])
     samples = artifacts.read(samples_path, artifacts.SAMPLE_SET)
+    status = str(samples.attrs["status"])
+    diverged, suspect = status != "ok" or _flag(metrics, "diverged"), _flag(metrics, "suspect")
+    metrics = metrics.assign({
+        name: (("target", "method", "seed"), np.full((1, 1, 1), float(value)))
+        for name, value in (("diverged", diverged), ("suspect", suspect))
+    })
     run = Run(
         target=str(metrics["target"].values[0]),
         label=str(metrics["method"].values[0]),
@@ -58,11 +91,13 @@ def read_run(metrics_path: Path) -> tuple[xr.Dataset, Run]:
         target_settings=json.loads(attrs["target_settings"]),
         samples_path=samples_path,
         reference_path=Path(attrs["reference_path"]),
-        status=str(samples.attrs["status"]),
         train_seconds=float(samples.attrs["wall_seconds"]),
         started=datetime.datetime.fromisoformat(samples.attrs["created"]).timestamp()
         - float(samples.attrs["wall_seconds"]),
         versions=json.loads(attrs["versions"]),
+        diverged=diverged,
+        suspect=suspect,
+        suspect_reasons=suspect_reasons(attrs),
     )
     return metrics, run
 
@@ -84,13 +119,15 @@ def merged_versions(runs: Sequence[Run]) -> dict[str, str]:
 
 
 def summarise_runs(runs: Sequence[Run]) -> RunSummary:
-    """Targets, labels and seeds (in order of appearance; seeds sorted), diverged runs, training time."""
+    """Targets, labels and seeds (in order of appearance; seeds sorted), diverged and suspect
+    runs, training time."""
     return RunSummary(
         targets=unique(r.target for r in runs),
         labels=unique(r.label for r in runs),
         seeds=tuple(sorted(unique(r.seed for r in runs))),
         n_runs=len(runs),
-        diverged=tuple(r for r in runs if r.status != "ok"),
+        diverged=tuple(r for r in runs if r.condition == "diverged"),
+        suspect=tuple(r for r in runs if r.condition == "suspect"),
         train_seconds=float(sum(r.train_seconds for r in runs)),
     )
 

@@ -14,6 +14,25 @@ from sivi_engine.report import metric_info
 
 MISSING = "—"
 
+#: Per-run variables of a MetricSet that describe the run rather than score it: the sanity gate's
+#: verdict, the divergence flag, the number of q draws scored and the reference draws' own
+#: predictive scores. They stay out of the metric tables and the legend; the CSV keeps them.
+RUN_STATUS_VARIABLES = (
+    "suspect",
+    "diverged",
+    "scored_draws",
+    "reference_test_log_likelihood",
+    "reference_accuracy",
+    "reference_rmse",
+    "reference_ece",
+)
+
+#: Run conditions of a (target, method, seed) cell of a combined MetricSet.
+OK, ABSENT = "ok", "absent"
+#: Conditions whose runs are left out of a mean and counted in the cell instead; a run that
+#: carries several flags counts under the first (a diverged run is not also counted suspect).
+EXCLUSIONS = ("diverged", "suspect")
+
 
 @dataclasses.dataclass(frozen=True)
 class Table:
@@ -46,19 +65,68 @@ def mean_sd(values: np.ndarray) -> tuple[float, float, int]:
     return mean, sd, n
 
 
-def format_mean_sd(values: np.ndarray) -> str:
-    """"mean ± sd" over seeds; just the mean for one seed; a dash for none."""
-    mean, sd, n = mean_sd(values)
-    if n == 0:
+def is_metric(name: str) -> bool:
+    """Whether a MetricSet variable scores the run (not one of :data:`RUN_STATUS_VARIABLES`)."""
+    return name not in RUN_STATUS_VARIABLES
+
+
+def run_condition(ds: xr.Dataset) -> xr.DataArray:
+    """Per run of ``ds`` (any of the dims target, method, seed): ``"absent"`` where no variable
+    has a value (the run is not in the report), else the first of :data:`EXCLUSIONS` whose flag
+    is 1, else ``"ok"``."""
+    present = ds.to_dataarray().notnull().any("variable")
+    condition = xr.where(present, OK, ABSENT)
+    for name in EXCLUSIONS:
+        if name in ds.data_vars:  # older MetricSets lack the flags: they read as 0
+            condition = xr.where((condition == OK) & (ds[name] == 1.0), name, condition)
+    return condition
+
+
+@dataclasses.dataclass(frozen=True)
+class SeedSummary:
+    """Mean and sample sd (ddof = 1) over the ``n`` usable runs that have a value, and the runs
+    left out, as (condition, count) for each condition of :data:`EXCLUSIONS` that occurs."""
+
+    mean: float
+    sd: float
+    n: int
+    excluded: tuple[tuple[str, int], ...]
+
+
+def summarise_seeds(values: np.ndarray, condition: np.ndarray) -> SeedSummary:
+    """:class:`SeedSummary` of one metric over seeds: only runs whose ``condition`` is ok enter
+    the mean; diverged and suspect runs are counted, never averaged."""
+    values, condition = np.asarray(values, dtype=np.float64), np.asarray(condition)
+    mean, sd, n = mean_sd(values[condition == OK])
+    counts = ((name, int(np.sum(condition == name))) for name in EXCLUSIONS)
+    return SeedSummary(mean, sd, n, tuple((name, count) for name, count in counts if count))
+
+
+def format_seed_summary(summary: SeedSummary) -> str:
+    """``0.012 ± 0.003 (n=3)``, ``0.41 (n=1; 1 suspect)``, ``— (n=0; 3 diverged)``; a bare dash
+    when there is neither a value nor an excluded run."""
+    if summary.n == 0 and not summary.excluded:
         return MISSING
-    if n == 1:
-        return format_number(mean)
-    return f"{format_number(mean)} ± {format_number(sd)}"
+    if summary.n == 0:
+        value = MISSING
+    elif summary.n == 1:
+        value = format_number(summary.mean)
+    else:
+        value = f"{format_number(summary.mean)} ± {format_number(summary.sd)}"
+    counts = [f"n={summary.n}", *(f"{count} {name}" for name, count in summary.excluded)]
+    return f"{value} ({'; '.join(counts)})"
+
+
+def seed_cell(values: np.ndarray, condition: np.ndarray) -> str:
+    """A table cell: :func:`format_seed_summary` of :func:`summarise_seeds`."""
+    return format_seed_summary(summarise_seeds(values, condition))
 
 
 def reported_metrics(ds: xr.Dataset) -> list[str]:
-    """The metrics of ``ds`` that have a value somewhere, in legend order."""
-    return metric_info.ordered(name for name in ds.data_vars if bool(ds[name].notnull().any()))
+    """The metrics of ``ds`` (not its run-status variables) that have a value somewhere, in
+    legend order."""
+    return metric_info.ordered(name for name in ds.data_vars
+                               if is_metric(name) and bool(ds[name].notnull().any()))
 
 
 def header_cell(metric: str) -> str:
@@ -67,15 +135,18 @@ def header_cell(metric: str) -> str:
 
 
 def target_table(ds: xr.Dataset) -> Table:
-    """Methods × metrics for one target (``ds`` has dims method, seed): "mean ± sd" over seeds.
+    """Methods × metrics for one target (``ds`` has dims method, seed): each cell the
+    :func:`seed_cell` of the label's runs.
 
-    Metrics without any value for this target and methods without any value are left out.
+    Metrics without any value for this target and methods without any run are left out.
     """
     metrics = reported_metrics(ds)
+    condition = run_condition(ds)
     rows = []
     for label in ds["method"].values:
         # a dict, not method=...: ``sel`` reserves the keyword ``method`` for inexact matching
-        cells = [format_mean_sd(ds[m].sel({"method": label}).values) for m in metrics]
+        runs = condition.sel({"method": label}).values
+        cells = [seed_cell(ds[m].sel({"method": label}).values, runs) for m in metrics]
         if any(cell != MISSING for cell in cells):
             rows.append((str(label), *cells))
     return Table(("method", *(header_cell(m) for m in metrics)), tuple(rows))
@@ -95,8 +166,8 @@ def predictive_table(reference_title: str, reference: Mapping[str, float], ds: x
     """Predictive metrics of the reference draws and of each label of one target.
 
     The first row holds ``reference`` (one value per metric, computed from the reference
-    draws); then one row per label, "mean ± sd" over seeds of ``ds`` (dims method, seed) as in
-    :func:`target_table`. Columns: the predictive metrics with a value in either.
+    draws); then one row per label, the :func:`seed_cell` of its runs in ``ds`` (dims method,
+    seed) as in :func:`target_table`. Columns: the predictive metrics with a value in either.
     """
     def has_values(metric: str) -> bool:
         return metric in ds.data_vars and bool(ds[metric].notnull().any())
@@ -104,21 +175,26 @@ def predictive_table(reference_title: str, reference: Mapping[str, float], ds: x
     present = [m for m in metric_info.ordered(PREDICTIVE_METRICS)
                if not math.isnan(reference.get(m, math.nan)) or has_values(m)]
     rows = [(reference_title, *(format_number(reference.get(m, math.nan)) for m in present))]
+    condition = run_condition(ds)
     for label in labels:
-        cells = [format_mean_sd(ds[m].sel({"method": label}).values) if m in ds.data_vars
+        runs = condition.sel({"method": label}).values
+        cells = [seed_cell(ds[m].sel({"method": label}).values, runs) if m in ds.data_vars
                  else MISSING for m in present]
         rows.append((str(label), *cells))
     return Table(("method", *(header_cell(m) for m in present)), tuple(rows))
 
 
 def tidy_frame(combined: xr.Dataset) -> pd.DataFrame:
-    """One row per run that has any metric: columns target, method, seed, then the metrics."""
-    metrics = metric_info.ordered(combined.data_vars)
-    frame = combined[metrics].to_dataframe().reset_index()
-    frame = frame.dropna(subset=metrics, how="all")
+    """One row per run in the report, every run's raw values (suspect and diverged runs
+    included): columns target, method, seed, the run-status variables present (suspect and
+    diverged first), then the metrics in legend order."""
+    status = [name for name in RUN_STATUS_VARIABLES if name in combined.data_vars]
+    columns = status + metric_info.ordered(name for name in combined.data_vars if is_metric(name))
+    frame = combined[columns].to_dataframe().reset_index()
+    frame = frame.dropna(subset=columns, how="all")
     frame["target"] = frame["target"].astype(str)
     frame["method"] = frame["method"].astype(str)
-    return frame[["target", "method", "seed", *metrics]].reset_index(drop=True)
+    return frame[["target", "method", "seed", *columns]].reset_index(drop=True)
 
 
 def legend_table(metrics: Sequence[str]) -> Table:

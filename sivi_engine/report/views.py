@@ -99,8 +99,8 @@ class View:
 
 
 def panel_title(run: rn.Run) -> str:
-    """The label, with the run's status when it is not ok."""
-    return run.label if run.status == "ok" else f"{run.label} ({run.status})"
+    """The label, with the run's condition (diverged, suspect) when it is not ok."""
+    return run.label if run.condition == "ok" else f"{run.label} ({run.condition})"
 
 
 # --- views --------------------------------------------------------------------------------------
@@ -108,7 +108,7 @@ def panel_title(run: rn.Run) -> str:
 
 def predictive_blocks(data: TargetData) -> list[Block]:
     """Held-out predictive metrics: the reference row from ``target.predictive`` of the reference
-    draws (+ ECE for a classifier), then each label's mean ± sd over seeds from its MetricSets."""
+    draws (+ ECE for a classifier), then each label's seed cells from its MetricSets."""
     labels = np.asarray(data.target.y_test)
     reference = predictive_scores(data.reference_predictive, labels, CALIBRATION_BINS)
     table = tables.predictive_table(data.reference_title, reference, data.metrics, data.labels)
@@ -119,7 +119,8 @@ def predictive_blocks(data: TargetData) -> list[Block]:
     else:
         what = "log predictive density per test point"
     caption = (f"{data.name}: held-out predictive performance on the test split ({what}); "
-               "the reference row from the reference draws, method rows mean ± sd over seeds.")
+               "the reference row from the reference draws, method rows mean ± sd over seeds "
+               "as in the metric table.")
     return [Paragraph(caption), TableBlock(table)]
 
 

@@ -20,6 +20,7 @@ rule report:
     output:
         html=report("reports/index.html", caption="../report/index.rst", category="Report"),
         summary="reports/summary.md",
+        reproduction="reports/reproduction.md",
         figures=report(
             directory("reports/figures"),
             patterns=["{name}.png"],
