@@ -17,6 +17,13 @@ here the ψ-steps come first so that the first φ-step already sees a trained f)
 Adam with the common β and step decay, stepped once per outer iteration (the reference code
 steps it per ψ-step, which differs only when ``inner_steps`` > 1). The traced loss is the
 φ-objective, an estimate of the Fisher divergence from below (exact at the inner optimum).
+
+Two options of the reference code: score annealing replaces ∇log p by w_t ∇log p with
+w_t = min(1, ``anneal_start`` + t / ``anneal_iterations``) (``utils/annealing.py``; on for the
+multimodal target, T = 25,000 of 50,000 steps); and the "TransTrick" of ``sivism_lr.py``
+parameterises the critic as f = f_ψ(x) + c_t w_t ∇log p(x), c_t = ``score_offset`` ·
+``score_offset_decay``^⌊t / ``score_offset_every``⌋ (waveform: c₀ = 1, ×1/1.004 every 100 steps),
+so that f_ψ only has to learn the part of g that the target score does not carry.
 """
 
 from __future__ import annotations
@@ -41,12 +48,21 @@ from sivi_engine.targets.base import Target
 class SIVISMSettings(SemiImplicitSettings):
     """Defaults of the paper's 2-D experiments (longinYu/SIVISM ``configs/banana.yml``):
     z_dim 3, mean MLP 3→50→50→d and score MLP d→128→128→d (ReLU), batch 500, lr 1e-3 for φ and
-    2e-3 for ψ, Adam β = (0.9, 0.99), ×0.9 decay every 1000 steps for both, one ψ-step per φ-step.
+    2e-3 for ψ, Adam β = (0.9, 0.99), ×0.9 decay every 1000 steps for both, one ψ-step per φ-step,
+    no annealing, no score offset (``multimodal.yml``: ``anneal_iterations: 25000``;
+    ``LRwaveform.yml``: z_dim 10, hidden [100, 100], f_hidden [256, 256], batch 100, lr_f 3e-3,
+    lr_decay_every 3000, 20,000 steps, ``score_offset: 1``). The reference code's log-variance
+    floor of −6 is ``min_sigma`` = e⁻³ ≈ 0.0498.
     """
 
     f_hidden: tuple[int, ...] = (128, 128)
     lr_f: float = 2e-3
     inner_steps: int = 1
+    anneal_iterations: int = 0
+    anneal_start: float = 0.1
+    score_offset: float = 0.0
+    score_offset_decay: float = 1 / 1.004
+    score_offset_every: int = 100
 
     def validate(self) -> None:
         super().validate()
@@ -56,6 +72,33 @@ class SIVISMSettings(SemiImplicitSettings):
             raise SettingsError(f"setting 'lr_f': must be > 0, got {self.lr_f}")
         if self.inner_steps < 1:
             raise SettingsError(f"setting 'inner_steps': must be >= 1, got {self.inner_steps}")
+        if self.anneal_iterations < 0:
+            raise SettingsError("setting 'anneal_iterations': must be >= 0 (0 disables annealing), "
+                                f"got {self.anneal_iterations}")
+        if not 0 <= self.anneal_start <= 1:
+            raise SettingsError(
+                f"setting 'anneal_start': must lie in [0, 1], got {self.anneal_start}")
+        if self.score_offset < 0:
+            raise SettingsError(f"setting 'score_offset': must be >= 0, got {self.score_offset}")
+        if not 0 < self.score_offset_decay <= 1:
+            raise SettingsError("setting 'score_offset_decay': must lie in (0, 1], got "
+                                f"{self.score_offset_decay}")
+        if self.score_offset_every < 1:
+            raise SettingsError("setting 'score_offset_every': must be >= 1, got "
+                                f"{self.score_offset_every}")
+
+
+def annealing_weight(step: int, settings: SIVISMSettings) -> float:
+    """w_t = min(1, anneal_start + (t + 1) / anneal_iterations), 1 when annealing is off."""
+    if settings.anneal_iterations == 0:
+        return 1.0
+    return min(1.0, settings.anneal_start + (step + 1) / settings.anneal_iterations)
+
+
+def score_offset(step: int, settings: SIVISMSettings) -> float:
+    """c_t = score_offset · score_offset_decay^⌊t / score_offset_every⌋."""
+    decays = step // settings.score_offset_every
+    return settings.score_offset * settings.score_offset_decay**decays
 
 
 def minimax_objective(f: Tensor, residual: Tensor) -> Tensor:
@@ -63,15 +106,22 @@ def minimax_objective(f: Tensor, residual: Tensor) -> Tensor:
     return (f * (2 * residual - f)).sum(-1).mean()
 
 
-def score_residual(target: Target, x: Tensor, conditional_score: Tensor) -> Tensor:
-    """r(x, z) = ∇log p(x) − ∇log q(x | z)."""
-    return target.score(x) - conditional_score
+def score_residual(
+    target: Target, x: Tensor, conditional_score: Tensor, weight: float = 1.0
+) -> Tensor:
+    """r(x, z) = w ∇log p(x) − ∇log q(x | z)."""
+    return weight * target.score(x) - conditional_score
 
 
-def draw_objective(score_net: nn.Module, target: Target, draw: ConditionalDraw) -> Tensor:
-    """The minimax objective on one batch of draws (x, z) of q."""
-    residual = score_residual(target, draw.x, draw.conditional_score)
-    return minimax_objective(score_net(draw.x), residual)
+def draw_objective(
+    score_net: nn.Module, target: Target, draw: ConditionalDraw, weight: float = 1.0,
+    offset: float = 0.0,
+) -> Tensor:
+    """The minimax objective on one batch of draws (x, z) of q, with annealing weight w on
+    ∇log p and the critic f = f_ψ(x) + c w ∇log p(x) (c = ``offset``)."""
+    weighted_score = weight * target.score(draw.x)
+    residual = weighted_score - draw.conditional_score
+    return minimax_objective(score_net(draw.x) + offset * weighted_score, residual)
 
 
 def score_net_step(
@@ -80,12 +130,14 @@ def score_net_step(
     target: Target,
     optimiser: torch.optim.Optimizer,
     n: int,
+    weight: float = 1.0,
+    offset: float = 0.0,
 ) -> None:
     """One ascent step of the ψ-objective on a fresh batch of n draws, φ frozen."""
     with torch.no_grad():
         draw = q.rsample(n)
     optimiser.zero_grad(set_to_none=True)
-    (-draw_objective(score_net, target, draw)).backward()
+    (-draw_objective(score_net, target, draw, weight, offset)).backward()
     optimiser.step()
 
 
@@ -112,12 +164,13 @@ class SIVISM(Method):
         n = settings.batch_size
 
         def loss(step: int) -> Tensor:
+            weight, offset = annealing_weight(step, settings), score_offset(step, settings)
             for _ in range(settings.inner_steps):
-                score_net_step(q, f, target, f_optimiser, n)
+                score_net_step(q, f, target, f_optimiser, n, weight, offset)
             f_schedule.step()  # ψ's learning rate decays per outer iteration, in step with φ's
             # φ descends the same objective; the gradients this leaves on ψ are cleared by the
             # next ψ-step's zero_grad.
-            return draw_objective(f, target, q.rsample(n))
+            return draw_objective(f, target, q.rsample(n), weight, offset)
 
         trace = optimise(loss, q.parameters(), settings, description=f"sivi_sm on {target.name}")
         return FitResult(

@@ -15,9 +15,17 @@ gradient of the batch loss
     −log p(x) + ŝ(x)ᵀ (x − stopgrad(x)),   ŝ = stopgrad(HMC estimate of ∇_x log q_φ(x)),
 
 is then an estimate of ∇_φ KL; its value is the cross-entropy term −E_q log p(x), which is what
-the trace records. All chains of a batch run at once; the step size is shared and adapted between
-outer iterations (never inside a chain, so every chain is an exact HMC chain for q_φ(z | x)):
-log δ ← log δ + rate · (mean acceptance probability − target acceptance).
+the trace records.
+
+The sampler is the authors' (franrruiz/uivi ``src/main_demo.m``): ``burn_in`` HMC transitions,
+then ``kept_draws`` transitions whose states are averaged into ŝ, ``leapfrog_steps`` leapfrog
+steps each. The step size δ adapts after every burn-in transition and is frozen for the kept
+draws (so those are exact HMC transitions for q_φ(z | x)); the adapted δ carries over to the next
+outer iteration. The rule is that of the same authors' batched HMC (franrruiz/vcd_divergence
+``mcmc/hmc_vae.m``; UIVI's own ``src/mcmc`` is not in the public copy): δ ← δ (1 + η (a − a*) / a*),
+with a the mean acceptance over the batch of chains (here the mean Metropolis probability
+min(1, e^{−ΔH}), the expectation of the 0/1 indicator the MATLAB code averages),
+a* = ``target_acceptance``, η = ``adapt_rate``. All chains of a batch run at once and share δ.
 """
 
 from __future__ import annotations
@@ -43,42 +51,52 @@ LogDensity = Callable[[Tensor], Tensor]
 @dataclasses.dataclass(frozen=True)
 class UIVISettings(SemiImplicitSettings):
     """Family and optimiser as KSIVI (z_dim 3, MLP 3→50→50→d, batch 500, lr 1e-3, Adam β = (0.9,
-    0.99), ×0.9 every 1000 steps). HMC after Titsias & Ruiz (2019, §4): ``hmc_steps`` = 5
-    iterations per draw of which the first ``hmc_burn_in`` = 4 are discarded, 5 leapfrog steps.
-    The step-size rule (start 0.1, target acceptance 0.9, rate 0.5 per outer iteration) is ours.
-
-    Short chains keep the kept z correlated with z₀, which biases q toward over-dispersion: on a
-    10-D Gaussian with z_dim 10 the paper's 5 iterations gave variances 2-18 % too large after
-    1000 steps, 10-15 iterations none visible. Raise ``hmc_steps`` with the dimension of z.
+    0.99), ×0.9 every 1000 steps). HMC as the authors' code (``main_demo.m``): 5 burn-in and 5
+    kept transitions of 5 leapfrog steps, initial δ = 0.2, adapted during burn-in with η = 0.01
+    toward acceptance 0.9. (Their toys also use one draw per step, σ₀ = 0.5 and an RMSProp-type
+    optimiser, lr 0.01 for μ_φ and 2e-3 for σ, ×0.9 every 3000 steps, 50k steps.)
     """
 
-    hmc_steps: int = 5
-    hmc_burn_in: int = 4
+    burn_in: int = 5
+    kept_draws: int = 5
     leapfrog_steps: int = 5
-    hmc_step_size: float = 0.1
-    hmc_target_accept: float = 0.9
-    hmc_adapt_rate: float = 0.5
+    hmc_step_size: float = 0.2
+    target_acceptance: float = 0.9
+    adapt_rate: float = 0.01
 
     def validate(self) -> None:
         super().validate()
-        if self.leapfrog_steps < 1:
-            raise SettingsError("setting 'leapfrog_steps' must be >= 1")
-        if not 0 <= self.hmc_burn_in < self.hmc_steps:
-            raise SettingsError("settings: need 0 <= hmc_burn_in < hmc_steps (keep one draw)")
+        if self.burn_in < 0:
+            raise SettingsError(f"setting 'burn_in': must be >= 0, got {self.burn_in}")
+        for name in ("kept_draws", "leapfrog_steps"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"setting {name!r}: must be >= 1, got {getattr(self, name)}")
         if self.hmc_step_size <= 0:
             raise SettingsError(f"setting 'hmc_step_size': must be > 0, got {self.hmc_step_size}")
-        if not 0 < self.hmc_target_accept < 1:
-            raise SettingsError("setting 'hmc_target_accept': must lie in (0, 1)")
-        if self.hmc_adapt_rate < 0:
-            raise SettingsError("setting 'hmc_adapt_rate': must be >= 0 (0 disables adaptation)")
+        if not 0 < self.target_acceptance < 1:
+            raise SettingsError("setting 'target_acceptance': must lie in (0, 1), got "
+                                f"{self.target_acceptance}")
+        if self.adapt_rate < 0:
+            raise SettingsError(f"setting 'adapt_rate': must be >= 0 (0 disables adaptation), "
+                                f"got {self.adapt_rate}")
 
 
 class HMCDraws(NamedTuple):
-    """States after each HMC iteration, shape (iterations, n, z_dim), and the Metropolis
-    acceptance probabilities min(1, exp(−ΔH)), shape (iterations, n)."""
+    """The kept states, shape (kept_draws, n, z_dim), the Metropolis acceptance probabilities
+    min(1, exp(−ΔH)) of every transition, shape (burn_in + kept_draws, n), and the step size
+    after the burn-in adaptation."""
 
-    states: Tensor
+    kept: Tensor
     accept_prob: Tensor
+    step_size: Tensor
+
+
+class ChainState(NamedTuple):
+    """HMC states of a batch of chains: z (n, z_dim), log π(z) (n,) and ∇log π(z) (n, z_dim)."""
+
+    z: Tensor
+    value: Tensor
+    grad: Tensor
 
 
 def reverse_conditional(q: SemiImplicitGaussian, x: Tensor) -> LogDensity:
@@ -113,47 +131,57 @@ def leapfrog(
     return z, p, value, grad
 
 
-def hmc(
-    log_density: LogDensity, z0: Tensor, step_size: Tensor, iterations: int, leapfrog_steps: int
-) -> HMCDraws:
-    """``iterations`` HMC transitions (identity mass, fresh momentum each) of all chains at once."""
-    z = z0.detach()
-    value, grad = value_and_grad(log_density, z)
-    states, accept_probs = [], []
-    for _ in range(iterations):
-        p = torch.randn_like(z)
-        z_new, p_new, value_new, grad_new = leapfrog(
-            log_density, z, p, grad, step_size, leapfrog_steps
-        )
-        log_ratio = (value_new - 0.5 * p_new.square().sum(-1)) - (value - 0.5 * p.square().sum(-1))
-        log_ratio = torch.nan_to_num(log_ratio, nan=-torch.inf).clamp_max(0.0)
-        accept = torch.rand_like(log_ratio).log() < log_ratio
-        z = torch.where(accept[:, None], z_new, z)
-        value = torch.where(accept, value_new, value)
-        grad = torch.where(accept[:, None], grad_new, grad)
-        states.append(z)
-        accept_probs.append(log_ratio.exp())
-    return HMCDraws(torch.stack(states), torch.stack(accept_probs))
+def hmc_transition(
+    log_density: LogDensity, state: ChainState, step_size: Tensor, leapfrog_steps: int
+) -> tuple[ChainState, Tensor]:
+    """One HMC transition (identity mass, fresh momentum) of all chains at once: the new states
+    and the acceptance probabilities min(1, exp(−ΔH))."""
+    z, value, grad = state
+    p = torch.randn_like(z)
+    z_new, p_new, value_new, grad_new = leapfrog(log_density, z, p, grad, step_size, leapfrog_steps)
+    log_ratio = (value_new - 0.5 * p_new.square().sum(-1)) - (value - 0.5 * p.square().sum(-1))
+    log_ratio = torch.nan_to_num(log_ratio, nan=-torch.inf).clamp_max(0.0)
+    accept = torch.rand_like(log_ratio).log() < log_ratio
+    moved = accept[:, None]
+    state = ChainState(torch.where(moved, z_new, z), torch.where(accept, value_new, value),
+                       torch.where(moved, grad_new, grad))
+    return state, log_ratio.exp()
+
+
+def adapted_step_size(step_size: Tensor, accept_rate: Tensor, settings: UIVISettings) -> Tensor:
+    """δ (1 + η (a − a*) / a*): larger steps when accepting more often than the target a*."""
+    relative_gap = (accept_rate - settings.target_acceptance) / settings.target_acceptance
+    return step_size * (1 + settings.adapt_rate * relative_gap)
+
+
+def hmc(log_density: LogDensity, z0: Tensor, step_size: Tensor, settings: UIVISettings) -> HMCDraws:
+    """``burn_in`` transitions adapting the shared step size after each, then ``kept_draws``
+    transitions at the adapted step size, whose states are kept."""
+    z0 = z0.detach()
+    state = ChainState(z0, *value_and_grad(log_density, z0))
+    kept, accept_probs = [], []
+    for _ in range(settings.burn_in):
+        state, accept_prob = hmc_transition(log_density, state, step_size, settings.leapfrog_steps)
+        step_size = adapted_step_size(step_size, accept_prob.mean(), settings)
+        accept_probs.append(accept_prob)
+    for _ in range(settings.kept_draws):
+        state, accept_prob = hmc_transition(log_density, state, step_size, settings.leapfrog_steps)
+        kept.append(state.z)
+        accept_probs.append(accept_prob)
+    return HMCDraws(torch.stack(kept), torch.stack(accept_probs), step_size)
 
 
 def marginal_score(
     q: SemiImplicitGaussian, x: Tensor, z0: Tensor, step_size: Tensor, settings: UIVISettings
-) -> tuple[Tensor, Tensor]:
-    """HMC estimate of ∇_x log q_φ(x) = E_{q(z|x)}[−(x − μ_φ(z)) / σ²], averaging the draws
-    kept after burn-in; returns it (no graph) with the mean acceptance probability."""
-    log_density = reverse_conditional(q, x)
-    draws = hmc(log_density, z0, step_size, settings.hmc_steps, settings.leapfrog_steps)
-    kept = draws.states[settings.hmc_burn_in:]
+) -> tuple[Tensor, HMCDraws]:
+    """HMC estimate of ∇_x log q_φ(x) = E_{q(z|x)}[−(x − μ_φ(z)) / σ²], averaging μ_φ over the
+    kept draws as the authors' code does; returns it (no graph) with the chains' draws."""
+    draws = hmc(reverse_conditional(q, x), z0, step_size, settings)
     with torch.no_grad():
+        kept = draws.kept
         mean = q.mean(kept.flatten(0, 1)).unflatten(0, kept.shape[:2]).mean(0)
         score = -(x.detach() - mean) / q.sigma().square()
-    return score, draws.accept_prob.mean()
-
-
-def adapted_step_size(step_size: Tensor, accept_prob: Tensor, settings: UIVISettings) -> Tensor:
-    """log δ ← log δ + rate · (acceptance − target): larger steps when accepting too often."""
-    log_change = settings.hmc_adapt_rate * (accept_prob - settings.hmc_target_accept)
-    return step_size * torch.exp(log_change)
+    return score, draws
 
 
 @METHODS.register("uivi")
@@ -170,9 +198,9 @@ class UIVI(Method):
         def loss(step: int) -> Tensor:
             nonlocal step_size, accept_total
             draw = q.rsample(settings.batch_size)
-            score, accept_prob = marginal_score(q, draw.x, draw.z, step_size, settings)
-            step_size = adapted_step_size(step_size, accept_prob, settings)
-            accept_total = accept_total + accept_prob
+            score, draws = marginal_score(q, draw.x, draw.z, step_size, settings)
+            step_size = draws.step_size
+            accept_total = accept_total + draws.accept_prob.mean()
             # value 0, gradient the entropy term's E[ŝᵀ ∂x/∂φ]
             entropy_surrogate = (score * (draw.x - draw.x.detach())).sum(-1)
             return (entropy_surrogate - target.log_prob(draw.x)).mean()
