@@ -50,6 +50,8 @@ class SemiImplicitGaussian(nn.Module):
     """x = μ_φ(z) + σ ⊙ ε with an MLP mean μ_φ and a global diagonal σ = exp(log σ).
 
     ``log σ`` is clamped below at ``log(min_sigma)`` so the conditional score −ε/σ stays bounded.
+    With ``learn_sigma`` False, log σ is a buffer, fixed at ``init_sigma`` (SIVI's 2-D code fixes
+    σ = 0.1; Yin & Zhou 2018).
     """
 
     def __init__(
@@ -59,11 +61,16 @@ class SemiImplicitGaussian(nn.Module):
         hidden: tuple[int, ...],
         init_sigma: float = 1.0,
         min_sigma: float = 1e-3,
+        learn_sigma: bool = True,
     ) -> None:
         super().__init__()
         self.dim, self.z_dim = dim, z_dim
         self.mean_net = mlp((z_dim, *hidden, dim))
-        self.log_sigma = nn.Parameter(torch.full((dim,), math.log(init_sigma)))
+        log_sigma = torch.full((dim,), math.log(init_sigma))
+        if learn_sigma:
+            self.log_sigma = nn.Parameter(log_sigma)
+        else:
+            self.register_buffer("log_sigma", log_sigma)
         self.min_log_sigma = math.log(min_sigma)
 
     def sigma(self) -> Tensor:

@@ -18,12 +18,14 @@ class SemiImplicitSettings(CommonSettings):
     ``min_sigma``. ``z_dim`` (None: :func:`latent_dim`) is 3 on the 2-D targets, as in the
     papers, and d above: q = ∫ N(μ(z), diag σ²) N(z; 0, I) dz holds a dense d-dimensional
     covariance only when z_dim ≥ d (a linear μ(z) = Az gives AAᵀ + diag σ², of rank-z_dim
-    correlation), which the 22-D to 100-D posteriors need."""
+    correlation), which the 22-D to 100-D posteriors need. ``learn_sigma`` False keeps σ fixed at
+    ``init_sigma`` (SIVI's 2-D code: σ = 0.1, not learned)."""
 
     z_dim: int | None = None
     hidden: tuple[int, ...] = (50, 50)
     init_sigma: float = 1.0
     min_sigma: float = 1e-3
+    learn_sigma: bool = True
 
     def validate(self) -> None:
         super().validate()
@@ -45,5 +47,5 @@ def latent_dim(settings: SemiImplicitSettings, dim: int) -> int:
 def build_family(dim: int, settings: SemiImplicitSettings, device: torch.device) -> SemiImplicitGaussian:
     """The semi-implicit family for a d-dimensional target, on ``device`` in ``settings.dtype``."""
     family = SemiImplicitGaussian(dim, latent_dim(settings, dim), settings.hidden,
-                                  settings.init_sigma, settings.min_sigma)
+                                  settings.init_sigma, settings.min_sigma, settings.learn_sigma)
     return family.to(device=device, dtype=settings.torch_dtype)
