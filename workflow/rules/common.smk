@@ -21,8 +21,11 @@ os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.g
 TARGETS = list(config["targets"])
 LABELS = list(config["methods"])
 SEEDS = [int(seed) for seed in config["seeds"]]
-#: Label keys that are not method settings: the registered method and the targets it runs on.
-LABEL_KEYS = ("method", "targets")
+#: Label keys that are not method settings: the registered method, the targets it runs on, and
+#: the paper or official config file its settings are quoted from.
+LABEL_KEYS = ("method", "targets", "source")
+#: Keys of a per-target method block that are not settings.
+PER_TARGET_KEYS = ("source",)
 
 
 def label_targets(label):
@@ -102,7 +105,8 @@ def merge(base, override):
 def train_settings(target, label):
     """Method settings of one run: global < per-target (by method name) < the label's own."""
     own = {k: v for k, v in config["methods"][label].items() if k not in LABEL_KEYS}
-    per_target = config["targets"][target].get("methods", {}).get(config["methods"][label]["method"], {})
+    block = config["targets"][target].get("methods", {}).get(config["methods"][label]["method"], {})
+    per_target = {k: v for k, v in block.items() if k not in PER_TARGET_KEYS}
     return merge(merge(config["method_settings"], per_target), own)
 
 
@@ -124,8 +128,22 @@ def evaluation_code_hash(wildcards):
     return provenance.evaluation_code_hash(wildcards.target)
 
 
+#: CommonSettings.num_draws (sivi_engine/methods/base.py): a run's draws when no setting says.
+DEFAULT_NUM_DRAWS = 10000
+
+
+def scored_draws(target):
+    """Draws every run on `target` is scored on: the fewest any label there produces."""
+    return min(
+        train_settings(target, label).get("num_draws", DEFAULT_NUM_DRAWS)
+        for label in LABELS
+        if target in label_targets(label)
+    )
+
+
 def evaluation_set_args(wildcards):
-    return set_args(config["evaluation"])
+    """Evaluation settings; `num_draws` defaults to the target's `scored_draws`."""
+    return set_args({"num_draws": scored_draws(wildcards.target), **config["evaluation"]})
 
 
 def all_metric_sets():
