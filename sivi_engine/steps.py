@@ -59,13 +59,14 @@ def train(
     overrides: Mapping[str, Any],
     label: str | None = None,
 ) -> Path:
-    """Fit a method to a target with one seed and store the SampleSet."""
+    """Fit a method to a target with one seed and store the SampleSet. Method settings:
+    the method's defaults < the target's (``Target.method_defaults``) < ``overrides``."""
     from sivi_engine.methods import METHODS  # every method module: here only
 
     method = METHODS[method_name]()
     target_overrides, method_overrides = split_target_overrides(overrides)
     target = make_target(target_name, target_overrides)
-    settings = resolve(method.Settings, method_overrides)
+    settings = resolve(method.Settings, target.method_defaults(method.Settings) | method_overrides)
     torch_device = resolve_device(device)
     torch.manual_seed(seed)
     start = time.perf_counter()
@@ -103,8 +104,17 @@ def evaluate(
     overrides: Mapping[str, Any],
     device: str = "auto",
 ) -> Path:
-    """Score a SampleSet against ReferenceDraws of the same target and store a MetricSet."""
-    from sivi_engine.metrics import EvaluationContext, EvaluationSettings, evaluate_all  # scipy: here only
+    """Score a SampleSet against ReferenceDraws of the same target and store a MetricSet.
+
+    The run is scored on ``num_draws`` of its draws (``scored_draws``); ``diverged`` is 1 when
+    its status is not ok or a draw is non-finite (then nothing is scored), and ``suspect`` is 1
+    when it diverged or failed the sanity gate (:mod:`sivi_engine.metrics.gate`), with the
+    reasons in the attribute ``suspect_reasons`` (a JSON list).
+    """
+    from sivi_engine.metrics import (  # scipy: here only
+        EvaluationContext, EvaluationSettings, draws_to_score, evaluate_all,
+    )
+    from sivi_engine.metrics.gate import divergence_reasons, gate_reasons, trusted_evidence
 
     samples = artifacts.read(samples_path, artifacts.SAMPLE_SET)
     ref = artifacts.read(reference_path, artifacts.REFERENCE_DRAWS)
@@ -117,16 +127,26 @@ def evaluate(
     settings = resolve(EvaluationSettings, overrides)
     torch_device = resolve_device(device)
     target = make_target(samples.attrs["target"], json.loads(samples.attrs["target_settings"]))
-    metrics: dict[str, float] = {"wall_seconds": float(samples.attrs["wall_seconds"])}
-    if samples.attrs["status"] == "ok" and np.isfinite(samples.samples.values).all():
+    draws = draws_to_score(samples.samples.values, settings)
+    diverged = divergence_reasons(samples.attrs["status"],
+                                  bool(np.isfinite(samples.samples.values).all()))
+    metrics: dict[str, float] = {
+        "wall_seconds": float(samples.attrs["wall_seconds"]),
+        "scored_draws": float(draws.shape[0]),
+        "diverged": float(bool(diverged)),
+    }
+    if not diverged:
         context = EvaluationContext(
-            samples=samples.samples.values,
+            samples=draws,
             reference=ref.draws.values.reshape(-1, ref.sizes["param"]),
             target=target,
             settings=settings,
             device=torch_device.type,
         )
         metrics |= evaluate_all(context) | json.loads(samples.attrs["diagnostics"])
+    evidence = trusted_evidence(ref.attrs["engine"], json.loads(ref.attrs["diagnostics"]))
+    reasons = diverged or gate_reasons(metrics, evidence, settings)
+    metrics["suspect"] = float(bool(reasons))
     ds = artifacts.metric_set(
         metrics,
         samples.attrs["target"],
@@ -137,6 +157,7 @@ def evaluate(
         reference_path=str(reference_path),
         target_settings=samples.attrs["target_settings"],
         device=describe_device(torch_device),
+        suspect_reasons=artifacts.json_attr(reasons),
         **_provenance(),
     )
     return artifacts.write(ds, out, artifacts.METRIC_SET)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -23,6 +24,13 @@ class Target(abc.ABC):
     analytic gradient where that is cheap, and :meth:`sample` where exact draws exist.
     All methods take and return tensors of shape ``(n, dim)`` / ``(n,)`` in the dtype and on
     the device of their input.
+
+    A target whose scale or dimension makes the methods' defaults (sized for 2-D targets) a poor
+    start overrides :meth:`method_setting_groups`: groups of method settings, each applied to a
+    method whose ``Settings`` declares every field of the group (so the semi-implicit family's
+    ``z_dim``, ``hidden``, ``init_sigma`` reach only the methods that train that family).
+    ``train`` resolves settings as method defaults < :meth:`method_defaults` < user overrides
+    and records the result in the SampleSet.
     """
 
     name: ClassVar[str]
@@ -70,6 +78,20 @@ class Target(abc.ABC):
     def sample(self, n: int, generator: torch.Generator) -> Tensor:
         """n exact i.i.d. draws in float64 on the CPU."""
         raise NotImplementedError(f"target {self.name!r} has no exact sampler")
+
+    def method_setting_groups(self) -> tuple[Mapping[str, Any], ...]:
+        """Groups of method settings suited to this target (see the class docstring); none."""
+        return ()
+
+    def method_defaults(self, settings_cls: type) -> dict[str, Any]:
+        """This target's defaults for a method with settings class ``settings_cls``: the union of
+        the groups of :meth:`method_setting_groups` whose fields ``settings_cls`` all declares."""
+        fields = {field.name for field in dataclasses.fields(settings_cls)}
+        defaults: dict[str, Any] = {}
+        for group in self.method_setting_groups():
+            if set(group) <= fields:
+                defaults |= group
+        return defaults
 
     def plot_bounds(self) -> tuple[tuple[float, float], ...]:
         """Per-coordinate (low, high) box holding almost all mass; used for grids and figures."""

@@ -1,0 +1,93 @@
+"""Per-target method defaults: the Target hook, the Laplace σ₀ and their merge in ``train``."""
+
+from __future__ import annotations
+
+import json
+from typing import ClassVar
+
+import numpy as np
+import pytest
+import torch
+from torch import Tensor
+
+from sivi_engine import artifacts, steps
+from sivi_engine.methods.ksivi import KSIVISettings
+from sivi_engine.methods.livi import LIVISettings
+from sivi_engine.methods.svgd import SVGDSettings
+from sivi_engine.metrics.correlation import correlation_comparison
+from sivi_engine.targets import make_target
+from sivi_engine.targets.base import Target
+from sivi_engine.targets.laplace import narrowest_sd
+
+
+class CorrelatedGaussian(Target):
+    """log p(x) = −½ (x − m)ᵀ P (x − m): Laplace is exact, the narrowest sd is λ_max(P)^(−1/2)."""
+
+    name: ClassVar[str] = "correlated_gaussian"
+    precision = torch.tensor([[4.0, 1.5, 0.0], [1.5, 2.0, 0.3], [0.0, 0.3, 1.0]],
+                             dtype=torch.float64)
+    mean = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+
+    @property
+    def dim(self) -> int:
+        return 3
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        centred = x - self.mean.to(x)
+        return -0.5 * ((centred @ self.precision.to(x)) * centred).sum(-1)
+
+
+def test_narrowest_sd_of_a_gaussian_is_its_smallest_principal_sd() -> None:
+    expected = float(torch.linalg.eigvalsh(CorrelatedGaussian.precision).max()) ** -0.5
+    # L-BFGS reaches the mode of a quadratic to ~1e-9 and power iteration converges at rate
+    # (λ₂/λ₁)¹⁰⁰ ≈ 1e-20 here: 1e-8 relative is far from either error.
+    assert narrowest_sd(CorrelatedGaussian(), torch.zeros(3)) == pytest.approx(expected, rel=1e-8)
+
+
+def test_groups_reach_only_the_methods_that_declare_all_their_fields() -> None:
+    target = make_target("blr_waveform")
+    training = {"iterations": 20_000, "batch_size": 100, "lr_decay_every": 3000}
+    ksivi = target.method_defaults(KSIVISettings)
+    assert ksivi.items() >= (training | {"z_dim": 10, "hidden": (100, 100)}).items()
+    assert ksivi["min_sigma"] == pytest.approx(1e-3 * ksivi["init_sigma"])
+    # LIVI has a z_dim and a hidden of its own generator but no init_sigma: the semi-implicit
+    # family's group (whose z_dim 10 < d would confine LIVI's q to a 10-D manifold) skips it.
+    assert target.method_defaults(LIVISettings) == training
+    assert target.method_defaults(SVGDSettings) == training
+    assert make_target("banana").method_defaults(KSIVISettings) == {}
+
+
+def _recorded_settings(path) -> dict:
+    return json.loads(artifacts.read(path, artifacts.SAMPLE_SET).attrs["settings"])
+
+
+def test_train_merges_method_then_target_defaults_then_overrides(tmp_path) -> None:
+    overrides = {"iterations": 3, "num_draws": 10, "z_dim": 5}
+    path = steps.train("ksivi", "blr_waveform", 0, tmp_path / "blr.zarr", "cpu", overrides)
+    used = _recorded_settings(path)
+    sigma = make_target("blr_waveform").method_defaults(KSIVISettings)["init_sigma"]
+    assert (used["z_dim"], used["iterations"]) == (5, 3)  # the user's
+    assert (used["hidden"], used["batch_size"], used["init_sigma"]) == ([100, 100], 100, sigma)
+    assert used["lr"] == KSIVISettings.lr  # the method's own: the target sets none
+    path = steps.train("ksivi", "banana", 0, tmp_path / "banana.zarr", "cpu", overrides)
+    assert _recorded_settings(path)["init_sigma"] == KSIVISettings.init_sigma
+
+
+@pytest.mark.slow
+def test_blr_waveform_defaults_recover_the_nuts_correlation_pattern(tmp_path) -> None:
+    """A bare ``train`` of KSIVI on blr_waveform (target defaults only) matches the pattern of
+    the 231 pairwise posterior correlations of a NUTS reference; the package defaults alone gave
+    draws 67 posterior sds off the NUTS mean. Budget on one CPU thread (measured): NUTS 4 × 2500
+    draws ~15 s after pystan's one-off compile (~35 s, cached), KSIVI 20 000 iterations ~90 s.
+    r hovers in 0.86–0.92 from 9000 iterations on (measured every 1000), so no shorter run
+    clears 0.9 with a margin."""
+    ref_path = steps.reference("blr_waveform", tmp_path / "ref.zarr", "stan", {})
+    path = steps.train("ksivi", "blr_waveform", 0, tmp_path / "ksivi.zarr", "cpu", {})
+    samples = artifacts.read(path, artifacts.SAMPLE_SET).samples.values
+    ref = artifacts.read(ref_path, artifacts.REFERENCE_DRAWS)
+    reference = ref.draws.values.reshape(-1, ref.sizes["param"])
+    # Measured r = 0.910 (seed 0); 0.9 is the issue's bar.
+    assert correlation_comparison(samples, reference)["corr_pearson_r"] >= 0.9
+    # Measured max |Δmean| / sd = 0.57 (the package defaults: 67).
+    errors = np.abs(samples.mean(0) - reference.mean(0)) / reference.std(0)
+    assert errors.max() < 1.0
