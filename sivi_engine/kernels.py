@@ -1,7 +1,10 @@
 """Positive-definite kernels on R^d as Gram-matrix functions, batched in torch.
 
-All kernels take ``x`` (n, d) and ``y`` (m, d) and return the (n, m) Gram matrix; pairwise
-squared distances come from inner products, so no (n, m, d) difference tensor is built.
+All kernels take ``x`` (n, d) and ``y`` (m, d) and return the (n, m) Gram matrix. Kernels and
+median rules follow KSIVI's official code (github.com/longinYu/KSIVI, ``utils/kernels.py``):
+each median is taken over the n×m matrix of the pair (x, y) it is given, n = len(x). Squared
+Euclidean distances come from inner products (no (n, m, d) tensor); the L1 distances of the
+Riesz kernel build one.
 """
 
 from __future__ import annotations
@@ -23,14 +26,13 @@ from sivi_engine.settings import SettingsError
 class KernelSettings:
     """Kernel choice and constants.
 
-    ``bandwidth``: fixed Gaussian bandwidth h, or ``None`` for the median heuristic.
+    ``bandwidth``: a fixed scale h of the kernel (see each kernel), or ``None`` for its median
+    rule. ``imq_beta``: the exponent β of the IMQ kernel.
     """
 
     name: Literal["gaussian", "imq", "riesz"] = "gaussian"
     bandwidth: float | None = None
-    imq_c: float = 1.0
     imq_beta: float = -0.5
-    riesz_alpha: float = 1.0
 
     def validate(self) -> None:
         """Reject constants outside each kernel's positive-definite range."""
@@ -38,8 +40,6 @@ class KernelSettings:
             raise SettingsError(f"setting 'kernel.bandwidth': must be > 0 or null, got {self.bandwidth}")
         if not -1.0 < self.imq_beta < 0.0:
             raise SettingsError(f"setting 'kernel.imq_beta': must lie in (-1, 0), got {self.imq_beta}")
-        if not 0.0 < self.riesz_alpha < 2.0:
-            raise SettingsError(f"setting 'kernel.riesz_alpha': must lie in (0, 2), got {self.riesz_alpha}")
 
 
 LOG2_E = math.log2(math.e)
@@ -92,14 +92,25 @@ def lower_median(values: Tensor) -> Tensor:
     return flat[lower_median_index(flat)]
 
 
+def median_over_log(values: Tensor, n: int) -> Tensor:
+    """median(values) / log(n + 1), the scale of every median rule here (Liu & Wang 2016)."""
+    return lower_median(values) / math.log(n + 1)
+
+
 def median_heuristic_bandwidth_squared(sq_dists: Tensor, n: int) -> Tensor:
     """h² = ½ · median(‖xᵢ − xⱼ‖²) / log(n + 1) (Liu & Wang 2016, as used by KSIVI)."""
-    return 0.5 * lower_median(sq_dists) / math.log(n + 1)
+    return 0.5 * median_over_log(sq_dists, n)
+
+
+def pairwise_l1_distances(x: Tensor, y: Tensor) -> Tensor:
+    """‖xᵢ − yⱼ‖₁ through an (n, m, d) difference tensor (twice differentiable, unlike cdist)."""
+    return (x.unsqueeze(1) - y.unsqueeze(0)).abs().sum(-1)
 
 
 @KERNELS.register("gaussian")
 def gaussian_gram(x: Tensor, y: Tensor, settings: KernelSettings) -> Tensor:
-    """k(x, y) = exp(−‖x − y‖² / (2h²)); h from ``settings.bandwidth`` or the median heuristic."""
+    """k(x, y) = exp(−‖x − y‖² / (2h²)), h = ``settings.bandwidth`` or the median rule
+    h² = ½ median(‖xᵢ − yⱼ‖²)/log(n + 1), differentiated through (KSIVI's ``detach: False``)."""
     sq = pairwise_squared_distances(x, y)
     if settings.bandwidth is None:
         h2 = median_heuristic_bandwidth_squared(sq, x.shape[0])
@@ -110,23 +121,34 @@ def gaussian_gram(x: Tensor, y: Tensor, settings: KernelSettings) -> Tensor:
 
 @KERNELS.register("imq")
 def imq_gram(x: Tensor, y: Tensor, settings: KernelSettings) -> Tensor:
-    """Inverse multiquadric k(x, y) = (c² + ‖x − y‖²)^β, β ∈ (−1, 0) (Gorham & Mackey 2017)."""
+    """Inverse multiquadric k(x, y) = (1 + ‖x − y‖² / h²)^β, β ∈ (−1, 0) (Gorham & Mackey 2017).
+
+    h = ``settings.bandwidth``, or KSIVI's median rule h² = median(‖xᵢ − yⱼ‖²)/log(n + 1)
+    (no ½, unlike the Gaussian's), held constant: its code always detaches it.
+    """
     sq = pairwise_squared_distances(x, y)
-    return (settings.imq_c**2 + sq) ** settings.imq_beta
+    if settings.bandwidth is None:
+        h2 = median_over_log(sq, x.shape[0]).detach()
+    else:
+        h2 = settings.bandwidth**2
+    return (1.0 + sq / h2) ** settings.imq_beta
 
 
 @KERNELS.register("riesz")
 def riesz_gram(x: Tensor, y: Tensor, settings: KernelSettings) -> Tensor:
-    """Distance-induced Riesz kernel k(x, y) = ‖x‖^α + ‖y‖^α − ‖x − y‖^α, α ∈ (0, 2).
+    """Distance-induced Riesz kernel in the L1 norm, k(x, y) = (‖x‖₁ + ‖y‖₁ − ‖x − y‖₁) / h.
 
-    Positive definite (Sejdinovic et al. 2013); its slow growth suits heavy-tailed targets
-    (KSIVI, Cheng et al. 2024). The distance is smoothed at zero (ε = 1e-12) for a finite gradient.
+    The numerator is Σ_c (|x_c| + |y_c| − |x_c − y_c|), a sum of one-dimensional Brownian
+    covariances, so k is positive definite (Sejdinovic et al. 2013); its linear growth suits
+    heavy-tailed targets (KSIVI, Cheng et al. 2024). h = ``settings.bandwidth``, or KSIVI's rule
+    h = median(numerator entries)/log(n + 1), detached as in its code. In one dimension a q
+    symmetric about 0 puts about half the pairs on opposite sides, where the numerator is 0, so
+    the median can be 0: fix ``bandwidth`` there.
     """
-    a = settings.riesz_alpha
-    eps = 1e-12
-    norm_x = ((x * x).sum(-1, keepdim=True) + eps) ** (a / 2)
-    norm_y = ((y * y).sum(-1) + eps) ** (a / 2)
-    return norm_x + norm_y - (pairwise_squared_distances(x, y) + eps) ** (a / 2)
+    numerator = (x.abs().sum(-1, keepdim=True) + y.abs().sum(-1)) - pairwise_l1_distances(x, y)
+    if settings.bandwidth is None:
+        return numerator / median_over_log(numerator, x.shape[0]).detach()
+    return numerator / settings.bandwidth
 
 
 def gram(x: Tensor, y: Tensor, settings: KernelSettings) -> Tensor:

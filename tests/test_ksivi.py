@@ -9,7 +9,14 @@ import pytest
 import torch
 
 from sivi_engine.kernels import KERNEL_ONLY_MAX_DIM, KernelSettings, gram, lower_median, quadratic_form
-from sivi_engine.methods.ksivi import KSIVI, KSIVISettings
+from sivi_engine.methods.ksivi import (
+    KSIVI,
+    RESIDUAL_WEIGHTINGS,
+    KSIVISettings,
+    annealing_weight,
+    ksivi_loss,
+    log_density_factor,
+)
 from sivi_engine.settings import resolve
 from sivi_engine.targets import make_target
 
@@ -104,3 +111,49 @@ def test_ksivi_recovers_a_correlated_gaussian(estimator):
     draws = KSIVI().fit(target, settings, torch.device("cpu")).samples.double().numpy()
     np.testing.assert_allclose(draws.mean(0), target.mean_vector(), atol=0.1)
     np.testing.assert_allclose(np.cov(draws.T), target.covariance(), atol=0.15)
+
+
+def test_inverse_covariance_weighting_by_hand():
+    """Batch (0, 0), (2, 0), (0, 2): mean (⅔, ⅔), deviations (−⅔, −⅔), (4/3, −⅔), (−⅔, 4/3);
+    unbiased covariance [[4/3, −⅔], [−⅔, 4/3]] (sums 24/9 and −12/9 over n − 1 = 2), det 4/3,
+    inverse P = [[1, ½], [½, 1]]. Rows f = (1, 0), (0, 1), (2, −1) map to f P = (1, ½), (½, 1),
+    (3/2, 0). Tolerance 1e-7: the 1e-8 jitter moves P by O(1e-8)."""
+    x = torch.tensor([[0.0, 0.0], [2.0, 0.0], [0.0, 2.0]], dtype=torch.float64)
+    f = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, -1.0]], dtype=torch.float64)
+    expected = torch.tensor([[1.0, 0.5], [0.5, 1.0], [1.5, 0.0]], dtype=torch.float64)
+    torch.testing.assert_close(RESIDUAL_WEIGHTINGS["inverse_covariance"](x, f), expected,
+                               rtol=0, atol=1e-7)
+    assert RESIDUAL_WEIGHTINGS["identity"](x, f) is f
+
+
+def test_annealing_and_log_density_factors():
+    """a(t) = min(1, (t + 1)/T): 0.5 at step 4 of T = 10, 1 from step 9 on, 1 without annealing.
+    The log-density factor λ a(t) = 0.05 · 0.5 at step 4 and 0 from T_λ = 6 on."""
+    settings = resolve(KSIVISettings, {"anneal_iterations": 10, "log_density_weight": 0.05,
+                                       "log_density_iterations": 6})
+    assert annealing_weight(4, 10) == 0.5 and annealing_weight(9, 10) == annealing_weight(50, 10) == 1.0
+    assert annealing_weight(0, 0) == 1.0
+    assert log_density_factor(4, 0.5, settings) == pytest.approx(0.025, rel=1e-15)
+    assert log_density_factor(6, 0.7, settings) == 0.0
+
+
+def test_student_t_recipe_loss_is_the_weighted_ksd_minus_the_log_density_term():
+    """ksivi_loss with the whole recipe (V-statistic, n = 4, step 2 of T_a = 6, so a = ½) equals
+    (1/n²) Σᵢⱼ k(xᵢ, x'ⱼ) fᵢᵀ P f'ⱼ − λ a · mean log p(xᵢ) with f = a ∇log p − ∇log q(x | z) and P
+    the inverse covariance of the first batch, built here from the definitions. rtol 1e-7:
+    the 1e-8 jitter in P, absent here."""
+    target = make_target("gaussian", {"correlation": 0.5})
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(8, 2, generator=gen, dtype=torch.float64)
+    conditional_score = torch.randn(8, 2, generator=gen, dtype=torch.float64)
+    settings = resolve(KSIVISettings, {"batch_size": 4, "anneal_iterations": 6,
+                                       "residual_weighting": "inverse_covariance",
+                                       "log_density_weight": 0.05, "log_density_iterations": 10,
+                                       "kernel": {"name": "riesz"}})
+    f = 0.5 * target.score(x) - conditional_score
+    first = x[:4] - x[:4].mean(0)
+    precision = torch.linalg.inv(first.T @ first / 3)
+    ksd = (gram(x[:4], x[4:], settings.kernel) * (f[:4] @ precision @ f[4:].T)).mean()
+    expected = ksd - 0.05 * 0.5 * target.log_prob(x[:4]).mean()
+    torch.testing.assert_close(ksivi_loss(target, x, conditional_score, 2, settings), expected,
+                               rtol=1e-7, atol=0)
