@@ -32,4 +32,5 @@ rule all:
     input:
         "reports/index.html",
         "reports/summary.md",
+        "reports/reproduction.md",
     default_target: True
