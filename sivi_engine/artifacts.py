@@ -3,8 +3,10 @@
 Three artifact kinds flow through the benchmark (DESIGN §2):
 
 - ``ReferenceDraws``: ``draws(chain, draw, param)`` from a reference engine,
-- ``SampleSet``: ``samples(draw, param)`` from a trained method plus its training trace,
-- ``MetricSet``: scalar metrics on dims ``(target, method, seed)``.
+- ``SampleSet``: ``samples(draw, param)`` from a trained method plus its training trace and
+  the draws at its training checkpoints (see :func:`sample_set`),
+- ``MetricSet``: scalar metrics on dims ``(target, method, seed)``, and the metrics of each
+  training checkpoint as curves ``curve_<metric>`` on dims ``(target, method, seed, checkpoint)``.
 
 Every store is validated when written and when read. Writes are atomic: the store is written
 to a hidden sibling, marked complete, and renamed into place, so a killed job never leaves a
@@ -36,16 +38,21 @@ class ArtifactError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class VariableSpec:
+    """A variable's dims and dtype; ``hint`` is added to the error when it is missing."""
+
     dims: tuple[str, ...]
     dtype: str
+    hint: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
 class ArtifactSchema:
     """Declared content of one artifact kind.
 
-    ``variables`` must all be present with exactly these dims and dtypes; when
-    ``extra_variables`` is set, any further variable must have that spec (MetricSet metrics).
+    ``variables`` must all be present with exactly these dims and dtypes; a further variable
+    whose name starts with a key of ``prefixed_variables`` must have that key's spec (MetricSet
+    curves); when ``extra_variables`` is set, any other variable must have that spec (MetricSet
+    metrics).
     """
 
     kind: str
@@ -53,6 +60,14 @@ class ArtifactSchema:
     string_coords: tuple[str, ...]
     required_attrs: tuple[str, ...]
     extra_variables: VariableSpec | None = None
+    prefixed_variables: Mapping[str, VariableSpec] = dataclasses.field(default_factory=dict)
+
+    def spec_of(self, name: str) -> VariableSpec | None:
+        """The spec a variable that is not in ``variables`` must satisfy (None: not allowed)."""
+        for prefix, spec in self.prefixed_variables.items():
+            if name.startswith(prefix):
+                return spec
+        return self.extra_variables
 
 
 REFERENCE_DRAWS = ArtifactSchema(
@@ -66,19 +81,33 @@ REFERENCE_DRAWS = ArtifactSchema(
     extra_variables=VariableSpec(("chain", "draw"), "float64"),  # sampler statistics
 )
 
+#: Why a SampleSet can lack its checkpoints, and what to do.
+_NO_CHECKPOINTS = " (a store written before training stored checkpoints: train the run again)"
+
 SAMPLE_SET = ArtifactSchema(
     kind="SampleSet",
     variables={
         "samples": VariableSpec(("draw", "param"), "float64"),
         "loss": VariableSpec(("step",), "float64"),
         "elapsed": VariableSpec(("step",), "float64"),
+        "checkpoint_samples": VariableSpec(
+            ("checkpoint", "checkpoint_draw", "param"), "float64", _NO_CHECKPOINTS),
+        "checkpoint_iteration": VariableSpec(("checkpoint",), "int64", _NO_CHECKPOINTS),
+        "checkpoint_seconds": VariableSpec(("checkpoint",), "float64", _NO_CHECKPOINTS),
     },
     string_coords=("param",),
     required_attrs=(
         "method", "label", "target", "target_settings", "seed", "settings", "code_hash",
         "device", "wall_seconds", "iterations", "status", "diagnostics", "versions", "created",
+        "stopped_on_budget", "checkpoint_overhead_seconds",
     ),
 )
+
+#: Prefix of the MetricSet variables that hold one value per training checkpoint.
+CURVE_PREFIX = "curve_"
+#: Prefix of the MetricSet variables that hold the reference's own noise floor of a metric
+#: (:func:`sivi_engine.metrics.curves.noise_floor`), on the metrics' dims.
+FLOOR_PREFIX = "floor_"
 
 METRIC_SET = ArtifactSchema(
     kind="MetricSet",
@@ -86,6 +115,9 @@ METRIC_SET = ArtifactSchema(
     string_coords=("target", "method"),
     required_attrs=("created", "versions"),
     extra_variables=VariableSpec(("target", "method", "seed"), "float64"),
+    prefixed_variables={
+        CURVE_PREFIX: VariableSpec(("target", "method", "seed", "checkpoint"), "float64")
+    },
 )
 
 SCHEMAS = {schema.kind: schema for schema in (REFERENCE_DRAWS, SAMPLE_SET, METRIC_SET)}
@@ -101,12 +133,13 @@ def validate(ds: xr.Dataset, schema: ArtifactSchema, where: str = "<memory>") ->
         _fail(where, schema, f"attribute 'kind' is {ds.attrs.get('kind')!r}, expected {schema.kind!r}")
     for name, spec in schema.variables.items():
         if name not in ds.data_vars:
-            _fail(where, schema, f"missing variable {name!r}")
+            _fail(where, schema, f"missing variable {name!r}{spec.hint}")
         _check_variable(ds, name, spec, schema, where)
     for name in set(ds.data_vars) - set(schema.variables):
-        if schema.extra_variables is None:
+        spec = schema.spec_of(name)
+        if spec is None:
             _fail(where, schema, f"unexpected variable {name!r}")
-        _check_variable(ds, name, schema.extra_variables, schema, where)
+        _check_variable(ds, name, spec, schema, where)
     for name in schema.string_coords:
         if name not in ds.coords:
             _fail(where, schema, f"missing coordinate {name!r}")
@@ -218,44 +251,83 @@ def sample_set(
     step: np.ndarray,
     loss: np.ndarray,
     elapsed: np.ndarray,
+    *,
+    checkpoint_samples: np.ndarray,
+    checkpoint_iteration: np.ndarray,
+    checkpoint_seconds: np.ndarray,
     **attrs: Any,
 ) -> xr.Dataset:
-    """A SampleSet dataset: posterior draws ``(draw, param)`` and the training trace ``(step,)``."""
+    """A SampleSet dataset.
+
+    - ``samples(draw, param)``: the final draws of q;
+    - ``loss(step)``, ``elapsed(step)``: the training trace, the mean loss of each block of
+      steps ending at ``step`` and the training loop's seconds there;
+    - ``checkpoint_samples(checkpoint, checkpoint_draw, param)``: draws of q after each of K
+      checkpoint iterations ``checkpoint_iteration(checkpoint)`` (int64, increasing, the last
+      the final iteration run), at ``checkpoint_seconds(checkpoint)`` seconds of the training
+      loop; ``checkpoint`` is an index 0..K−1.
+
+    Attributes besides the provenance ones: ``iterations`` (iterations run),
+    ``stopped_on_budget`` (int 1 when the loop stopped on its wall-clock budget, else 0) and
+    ``checkpoint_overhead_seconds`` (seconds spent drawing checkpoints, not in the loop's time).
+    """
+    checkpoint_samples = np.asarray(checkpoint_samples, dtype=np.float64)
+    per_checkpoint = ("checkpoint",)
     return xr.Dataset(
         {
             "samples": (("draw", "param"), np.asarray(samples, dtype=np.float64)),
             "loss": (("step",), np.asarray(loss, dtype=np.float64)),
             "elapsed": (("step",), np.asarray(elapsed, dtype=np.float64)),
+            "checkpoint_samples": (("checkpoint", "checkpoint_draw", "param"), checkpoint_samples),
+            "checkpoint_iteration": (per_checkpoint, np.asarray(checkpoint_iteration, dtype=np.int64)),
+            "checkpoint_seconds": (per_checkpoint, np.asarray(checkpoint_seconds, dtype=np.float64)),
         },
         coords={
             "draw": np.arange(samples.shape[0]),
             "param": list(param_names),
             "step": np.asarray(step, dtype=np.int64),
+            "checkpoint": np.arange(checkpoint_samples.shape[0]),
+            "checkpoint_draw": np.arange(checkpoint_samples.shape[1]),
         },
         attrs=attrs,
     )
 
 
 def metric_set(
-    metrics: Mapping[str, float], target: str, label: str, seed: int, /, **attrs: Any
+    metrics: Mapping[str, float],
+    target: str,
+    label: str,
+    seed: int,
+    /,
+    curves: Mapping[str, np.ndarray] | None = None,
+    **attrs: Any,
 ) -> xr.Dataset:
     """A one-run MetricSet: each metric a variable on dims (target, method, seed) of length 1.
 
-    The ``method`` coordinate holds the config label (e.g. ``ksivi_u``); the registered method
-    name is an attribute.
+    ``curves`` maps names to K values, one per training checkpoint (``iteration``, ``seconds``
+    and the metrics); each becomes ``curve_<name>`` on dims (target, method, seed, checkpoint),
+    ``checkpoint`` an index 0..K−1. The ``method`` coordinate holds the config label (e.g.
+    ``ksivi_u``); the registered method name is an attribute.
     """
-    return xr.Dataset(
-        {
-            name: (("target", "method", "seed"), np.full((1, 1, 1), value, dtype=np.float64))
-            for name, value in metrics.items()
-        },
-        coords={"target": [target], "method": [label], "seed": [seed]},
-        attrs=attrs,
-    )
+    run = ("target", "method", "seed")
+    scalars = {
+        name: (run, np.full((1, 1, 1), value, dtype=np.float64)) for name, value in metrics.items()
+    }
+    curve_values = {
+        f"{CURVE_PREFIX}{name}": ((*run, "checkpoint"),
+                                  np.asarray(values, dtype=np.float64).reshape(1, 1, 1, -1))
+        for name, values in (curves or {}).items()
+    }
+    coords = {"target": [target], "method": [label], "seed": [seed]}
+    if curve_values:
+        length = next(iter(curve_values.values()))[1].shape[-1]
+        coords["checkpoint"] = np.arange(length)
+    return xr.Dataset(scalars | curve_values, coords=coords, attrs=attrs)
 
 
 def combine_metric_sets(datasets: Sequence[xr.Dataset], **attrs: Any) -> xr.Dataset:
-    """Merge one-run MetricSets into one table; metrics missing for a run are NaN."""
+    """Merge one-run MetricSets into one table; metrics missing for a run are NaN, and so are
+    the curve points past a run's last checkpoint when runs have different checkpoint counts."""
     merged = xr.merge(
         [ds.drop_attrs() for ds in datasets], join="outer", compat="no_conflicts"
     )

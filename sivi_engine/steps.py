@@ -59,8 +59,9 @@ def train(
     overrides: Mapping[str, Any],
     label: str | None = None,
 ) -> Path:
-    """Fit a method to a target with one seed and store the SampleSet. Method settings:
-    the method's defaults < the target's (``Target.method_defaults``) < ``overrides``."""
+    """Fit a method to a target with one seed and store the SampleSet, with the draws at the
+    training checkpoints. Method settings: the method's defaults < the target's
+    (``Target.method_defaults``) < ``overrides``."""
     from sivi_engine.methods import METHODS  # every method module: here only
 
     method = METHODS[method_name]()
@@ -80,6 +81,9 @@ def train(
         step=trace.step,
         loss=trace.loss,
         elapsed=trace.elapsed,
+        checkpoint_samples=trace.checkpoint_samples,
+        checkpoint_iteration=trace.checkpoint_iteration,
+        checkpoint_seconds=trace.checkpoint_seconds,
         method=method_name,
         label=label or method_name,
         target=target_name,
@@ -91,6 +95,8 @@ def train(
         wall_seconds=wall,
         iterations=trace.iterations,
         status=trace.status,
+        stopped_on_budget=int(trace.stopped_on_budget),
+        checkpoint_overhead_seconds=trace.checkpoint_overhead_seconds,
         diagnostics=artifacts.json_attr(result.diagnostics),
         **_provenance(),
     )
@@ -107,13 +113,23 @@ def evaluate(
     """Score a SampleSet against ReferenceDraws of the same target and store a MetricSet.
 
     The run is scored on ``num_draws`` of its draws (``scored_draws``); ``diverged`` is 1 when
-    its status is not ok or a draw is non-finite (then nothing is scored), and ``suspect`` is 1
-    when it diverged or failed the sanity gate (:mod:`sivi_engine.metrics.gate`), with the
-    reasons in the attribute ``suspect_reasons`` (a JSON list).
+    its status is not ok or a final draw is non-finite (then the final draws are not scored),
+    and ``suspect`` is 1 when it diverged or failed the sanity gate
+    (:mod:`sivi_engine.metrics.gate`), with the reasons in the attribute ``suspect_reasons``
+    (a JSON list).
+
+    Every checkpoint's draws are scored as stored, whatever the run's status: curves
+    ``curve_<metric>`` beside ``curve_iteration`` and ``curve_seconds`` (training-loop
+    seconds), and ``floor_<metric>``, the reference's noise floor at the checkpoints' draw
+    count, both against the same reference draws
+    (:func:`sivi_engine.metrics.curves.checkpoint_scores`; the attribute ``noise_floor``
+    records the draw counts and whether the floor was scored). The training diagnostics and
+    the gate stay on the final draws.
     """
     from sivi_engine.metrics import (  # scipy: here only
         EvaluationContext, EvaluationSettings, draws_to_score, evaluate_all,
     )
+    from sivi_engine.metrics.curves import checkpoint_scores
     from sivi_engine.metrics.gate import divergence_reasons, gate_reasons, trusted_evidence
 
     samples = artifacts.read(samples_path, artifacts.SAMPLE_SET)
@@ -128,6 +144,7 @@ def evaluate(
     torch_device = resolve_device(device)
     target = make_target(samples.attrs["target"], json.loads(samples.attrs["target_settings"]))
     draws = draws_to_score(samples.samples.values, settings)
+    reference_draws = ref.draws.values.reshape(-1, ref.sizes["param"])
     diverged = divergence_reasons(samples.attrs["status"],
                                   bool(np.isfinite(samples.samples.values).all()))
     metrics: dict[str, float] = {
@@ -138,7 +155,7 @@ def evaluate(
     if not diverged:
         context = EvaluationContext(
             samples=draws,
-            reference=ref.draws.values.reshape(-1, ref.sizes["param"]),
+            reference=reference_draws,
             target=target,
             settings=settings,
             device=torch_device.type,
@@ -147,11 +164,22 @@ def evaluate(
     evidence = trusted_evidence(ref.attrs["engine"], json.loads(ref.attrs["diagnostics"]))
     reasons = diverged or gate_reasons(metrics, evidence, settings)
     metrics["suspect"] = float(bool(reasons))
+    checkpoint_draws = samples.checkpoint_samples.values
+    curves, floor = checkpoint_scores(checkpoint_draws, reference_draws, target, settings,
+                                      torch_device.type)
+    times = {"iteration": samples.checkpoint_iteration.values,
+             "seconds": samples.checkpoint_seconds.values}
     ds = artifacts.metric_set(
-        metrics,
+        metrics | floor,
         samples.attrs["target"],
         samples.attrs["label"],
         int(samples.attrs["seed"]),
+        curves=times | curves,
+        noise_floor=artifacts.json_attr({
+            "floor_draws": checkpoint_draws.shape[1],
+            "reference_draws": reference_draws.shape[0],
+            "scored": bool(floor),
+        }),
         method=samples.attrs["method"],
         samples_path=str(samples_path),
         reference_path=str(reference_path),

@@ -40,6 +40,10 @@ def test_plain_open_zarr_is_warning_free(tmp_path, sample_set_ds):
         (lambda ds: ds.assign(samples=ds.samples.astype("float32")), "dtype float32"),
         (lambda ds: ds.drop_attrs().assign_attrs(method="ksivi"), "'label'"),
         (lambda ds: ds.rename({"param": "coord"}), "dims"),
+        (lambda ds: ds.assign(checkpoint_iteration=ds.checkpoint_iteration.astype("float64")),
+         "'checkpoint_iteration' has dtype float64"),
+        (lambda ds: ds.drop_attrs().assign_attrs(
+            {k: v for k, v in ds.attrs.items() if k != "stopped_on_budget"}), "'stopped_on_budget'"),
     ],
 )
 def test_write_rejects_schema_violations_naming_the_field(tmp_path, sample_set_ds, mutate, field):
@@ -48,6 +52,22 @@ def test_write_rejects_schema_violations_naming_the_field(tmp_path, sample_set_d
         artifacts.write(mutate(sample_set_ds), out, artifacts.SAMPLE_SET)
     assert str(out) in str(info.value)
     assert not out.exists()
+
+
+def test_a_sample_set_without_checkpoints_fails_saying_to_train_again(tmp_path, sample_set_ds):
+    """Stores written before checkpoints were stored are rejected with what to do about it."""
+    old = sample_set_ds.drop_vars(["checkpoint_samples", "checkpoint_iteration", "checkpoint_seconds"])
+    with pytest.raises(ArtifactError, match="missing variable 'checkpoint_samples'.*train the run again"):
+        artifacts.write(old, tmp_path / "old.zarr", artifacts.SAMPLE_SET)
+
+
+def test_checkpoints_round_trip(tmp_path, sample_set_ds):
+    back = artifacts.read(artifacts.write(sample_set_ds, tmp_path / "s.zarr", artifacts.SAMPLE_SET),
+                          artifacts.SAMPLE_SET)
+    np.testing.assert_array_equal(back.checkpoint_samples.values, sample_set_ds.checkpoint_samples.values)
+    assert back.checkpoint_iteration.values.tolist() == [1, 10, 20]
+    assert back.checkpoint_samples.dims == ("checkpoint", "checkpoint_draw", "param")
+    assert back.attrs["stopped_on_budget"] == 0
 
 
 def test_read_rejects_a_store_of_another_kind(tmp_path, sample_set_ds):
@@ -110,9 +130,11 @@ KILL_SCRIPT = textwrap.dedent(
         zarr.consolidate_metadata = die  # after the data, before the completion mark is sealed
     ds = artifacts.sample_set(
         np.ones((1000, 2)), ["a", "b"], step=np.array([1]), loss=np.array([0.0]),
-        elapsed=np.array([0.0]), method="m", label="m", target="t", target_settings="{}",
-        seed=0, settings="{}", code_hash="h", device="cpu", wall_seconds=0.0, iterations=1,
-        status="ok", diagnostics="{}", versions="{}", created="now",
+        elapsed=np.array([0.0]), checkpoint_samples=np.ones((1, 10, 2)),
+        checkpoint_iteration=np.array([1]), checkpoint_seconds=np.array([0.0]), method="m",
+        label="m", target="t", target_settings="{}", seed=0, settings="{}", code_hash="h",
+        device="cpu", wall_seconds=0.0, iterations=1, status="ok", stopped_on_budget=0,
+        checkpoint_overhead_seconds=0.0, diagnostics="{}", versions="{}", created="now",
     )
     artifacts.write(ds, sys.argv[1], artifacts.SAMPLE_SET)
     """

@@ -63,11 +63,15 @@ def write_reference(target_name: str, path, n: int = 4000):
 
 
 def write_samples(target, samples: np.ndarray, path, status: str = "ok"):
+    """A one-iteration SampleSet whose one checkpoint holds 200 of its draws (scored cheaply)."""
     ds = artifacts.sample_set(
         samples, target.param_names(), step=np.arange(1), loss=np.zeros(1), elapsed=np.zeros(1),
+        checkpoint_samples=samples[None, :200], checkpoint_iteration=np.ones(1),
+        checkpoint_seconds=np.ones(1),
         method="m", label="m", target=target.name, target_settings="{}", seed=0, settings="{}",
         code_hash="c", device="cpu", wall_seconds=1.0, iterations=1, status=status,
-        diagnostics="{}", versions="{}", created="now")
+        diagnostics="{}", stopped_on_budget=0, checkpoint_overhead_seconds=0.0, versions="{}",
+        created="now")
     artifacts.write(ds, path, artifacts.SAMPLE_SET)
 
 

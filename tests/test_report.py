@@ -3,6 +3,7 @@ the data targets (logistic regression, diffusion, BNN) with Gaussian stand-in po
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -17,9 +18,10 @@ import yaml
 from sivi_engine import artifacts
 from sivi_engine.metrics import METRICS, EvaluationContext, correlation_comparison
 from sivi_engine.metrics.predictive import reliability_curve
-from sivi_engine.report import build_report, reproduction, summaries, tables, views
+from sivi_engine.report import build_report, curves, reproduction, summaries, tables, views
+from sivi_engine.report import figures as fig
 from sivi_engine.report import runs as rn
-from sivi_engine.report.document import NO_REPRODUCTION, NO_SUSPECT
+from sivi_engine.report.document import BUDGET_NOTE, NO_CURVES, NO_REPRODUCTION, NO_SUSPECT
 from sivi_engine.report.figures import Series, Trace, correlation_figure, loss_figure, reliability_figure
 from sivi_engine.report.render import Paragraph, TableBlock, to_html, to_markdown
 from sivi_engine.report.tables import Table, format_number, seed_cell
@@ -86,23 +88,29 @@ def write_reference(root: Path, target_name: str, names: list[str], draws: np.nd
 
 def write_run(root: Path, target_name: str, names: list[str], label: str, seed: int,
               samples: np.ndarray, metrics: dict[str, float], reference_path: Path,
-              loss: np.ndarray, status: str = "ok", suspect_reasons: tuple[str, ...] = ()) -> Path:
+              loss: np.ndarray, status: str = "ok", suspect_reasons: tuple[str, ...] = (),
+              curves: dict[str, np.ndarray] | None = None, settings: str = "{}") -> Path:
     """SampleSet and MetricSet stores of one run, the MetricSet with its run-status variables
-    (suspect when ``suspect_reasons`` are given); returns the MetricSet path."""
+    (suspect when ``suspect_reasons`` are given) and ``curves`` (name → one value per
+    checkpoint); returns the MetricSet path. The SampleSet's checkpoint draws are a stand-in
+    (the report reads the MetricSet's curves, never the checkpoint draws)."""
     run_dir = root / "runs" / target_name / label / f"seed{seed}"
     step = np.arange(0, 5 * len(loss), 5)
     artifacts.write(
         artifacts.sample_set(
             samples, names, step, loss, step * 0.01,
+            checkpoint_samples=samples[None, :10], checkpoint_iteration=np.array([500]),
+            checkpoint_seconds=np.array([10.0 + seed]),
             method=label.split("_")[0], label=label, target=target_name, seed=seed,
-            settings="{}", code_hash="c", device="cpu", wall_seconds=10.0 + seed,
-            iterations=500, status=status, diagnostics="{}", **COMMON,
+            settings=settings, code_hash="c", device="cpu", wall_seconds=10.0 + seed,
+            iterations=500, status=status, diagnostics="{}", stopped_on_budget=0,
+            checkpoint_overhead_seconds=0.0, **COMMON,
         ),
         run_dir / "samples.zarr", artifacts.SAMPLE_SET,
     )
     status_variables = run_status(len(samples), status != "ok", bool(suspect_reasons))
     metric_set = artifacts.metric_set(
-        metrics | status_variables, target_name, label, seed,
+        metrics | status_variables, target_name, label, seed, curves=curves,
         samples_path=str(run_dir / "samples.zarr"), reference_path=str(reference_path),
         method=label.split("_")[0], suspect_reasons=json.dumps(list(suspect_reasons)), **COMMON,
     )
@@ -656,3 +664,167 @@ def test_reproduction_rows_name_a_bad_field() -> None:
         reproduction.parse_rows({"reproduction": [reproduction_row("a", 1.0), bad]})
     with pytest.raises(SettingsError, match=r"unknown \['paper_se'\].*paper_sd"):
         reproduction.parse_rows({"reproduction": [reproduction_row("a", 1.0, paper_se=0.1)]})
+
+
+# --- quality along training: curves, time to quality, KSIVI estimators ---------------------------
+
+CURVE_LABELS = {"ksivi_v": "vstat", "ksivi_u": "ustat", "sivi": None}  # label → KSIVI estimator
+CHECKPOINTS = np.array([1, 2, 5, 10, 20, 50, 100])
+SECONDS_PER_ITERATION = {"ksivi_v": 0.01, "ksivi_u": 0.02, "sivi": 0.004}  # × (1 + seed/10)
+MMD2_SCALE = {"ksivi_v": 0.025, "ksivi_u": 1.0, "sivi": 0.001}  # mmd2 = scale · (1 + seed) / it
+CURVE_SUSPECT = ("sivi", 2)
+ON_BUDGET = ("sivi", 1)  # stopped after 5 of the 7 checkpoints: NaN-padded when combined
+FLOORS = {"floor_mmd2": -3e-4, "floor_kl_qp_knn": 0.002, "floor_mean_error_std": 0.01}
+
+
+def fake_curves(label: str, seed: int) -> dict[str, np.ndarray]:
+    iteration = CHECKPOINTS[:5 if (label, seed) == ON_BUDGET else None].astype(float)
+    return {"iteration": iteration,
+            "seconds": iteration * SECONDS_PER_ITERATION[label] * (1 + 0.1 * seed),
+            "mmd2": MMD2_SCALE[label] * (1 + seed) / iteration,
+            "kl_qp_knn": 0.5 * (1 + seed) / np.sqrt(iteration),
+            "mean_error_std": 2.0 / iteration}
+
+
+def write_curve_results(root: Path) -> list[Path]:
+    """banana: three labels × three seeds with the known curves of :func:`fake_curves`."""
+    target = make_target("banana")
+    gen = torch.Generator().manual_seed(0)
+    names = target.param_names()
+    reference_path = write_reference(root, "banana", names,
+                                     target.sample(500, gen).numpy().reshape(2, 250, 2))
+    paths = []
+    for label, estimator in CURVE_LABELS.items():
+        settings = json.dumps({"estimator": estimator} if estimator else {})
+        for seed in SEEDS:
+            curves = fake_curves(label, seed)
+            final = {m: float(curves[m][-1]) for m in ("mmd2", "kl_qp_knn", "mean_error_std")}
+            reasons = ("kl_qp_knn above the gate",) if (label, seed) == CURVE_SUSPECT else ()
+            paths.append(write_run(root, "banana", names, label, seed,
+                                   target.sample(200, gen).numpy(), final | FLOORS,
+                                   reference_path, np.exp(-np.arange(20) / 5.0),
+                                   suspect_reasons=reasons, curves=curves, settings=settings))
+    return paths
+
+
+@pytest.fixture(scope="module")
+def curve_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
+    root = tmp_path_factory.mktemp("curve_results")
+    paths = write_curve_results(root)
+    build_report(paths, root / "report", table_path=root / "metrics.zarr", total_wall_seconds=1.0)
+    return root, paths
+
+
+@pytest.fixture(scope="module")
+def curve_data(curve_report) -> views.TargetData:
+    from sivi_engine.report.build import combine
+
+    loaded = [rn.read_run(p) for p in curve_report[1]]
+    run_list = [run for _, run in loaded]
+    summary = rn.summarise_runs(run_list)
+    return views.target_data(run_list, summary, combine([ds for ds, _ in loaded], summary, "now",
+                                                        {}))["banana"]
+
+
+def test_quality_threshold_scales_the_floor_with_a_resolution() -> None:
+    """τ = 2·max(|floor|, 1e-4): a negative floor counts by its size, a floor nearer 0 than the
+    MMD² scatter is raised to 1e-4."""
+    np.testing.assert_allclose(curves.quality_threshold(np.array([-3e-4, 2e-5, 5e-3])),
+                               [6e-4, 2e-4, 1e-2], rtol=1e-12)
+    assert np.isnan(curves.quality_threshold(np.array([np.nan]))).all()
+
+
+def test_time_to_quality_table(curve_data) -> None:
+    """τ = 2 · 3e-4 = 6e-4. ksivi_v: mmd2 = 0.025 (1 + s)/it first ≤ τ at it 50 (seed 0, 0.5 s),
+    100 (seed 1, 1.1 s), never (seed 2: 7.5e-4 at 100) → median 1.1 s, it 100. ksivi_u: never.
+    sivi: seed 0 at it 2 (0.008 s), seed 1 at it 5 (0.022 s, its last checkpoint), seed 2
+    suspect, left out → median 0.015 s, it 3.5."""
+    table = curves.time_to_quality_table(curve_data.metrics, curve_data.labels)
+    assert table.header == ("method", "seconds to mmd2 ≤ τ (median)", "iteration (median)",
+                            "seeds reached", "τ (median)")
+    assert table.rows == (("ksivi_v", "1.10 s", "100", "2 of 3", "6.00e-04"),
+                          ("ksivi_u", "not reached", "not reached", "0 of 3", "6.00e-04"),
+                          ("sivi", "0.0150 s", "3.5", "2 of 2; 1 suspect", "6.00e-04"))
+
+
+def test_seed_bands_average_ok_seeds_and_skip_padding(curve_data) -> None:
+    ksivi_v = curves.label_band(curve_data.metrics, "ksivi_v", "mmd2", curves.SECONDS)
+    # checkpoint 10: seconds 0.10, 0.11, 0.12 and mmd2 0.0025, 0.005, 0.0075 over seeds 0–2
+    assert ksivi_v.x.size == 7 and ksivi_v.x[3] == pytest.approx(0.11, rel=1e-12)
+    assert (ksivi_v.mean[3], ksivi_v.lower[3], ksivi_v.upper[3]) == pytest.approx(
+        (0.005, 0.0025, 0.0075), rel=1e-12)
+    sivi = curves.label_band(curve_data.metrics, "sivi", "mmd2", curves.ITERATION)
+    np.testing.assert_array_equal(sivi.x, CHECKPOINTS)
+    # iteration 1: seeds 0, 1 (0.001, 0.002); the suspect seed 2 (0.003) is left out
+    assert (sivi.mean[0], sivi.upper[0]) == pytest.approx((0.0015, 0.002), rel=1e-12)
+    # iterations 50, 100: seed 1 stopped on its budget at 20, only seed 0 is left
+    np.testing.assert_allclose(sivi.mean[5:], 0.001 / CHECKPOINTS[5:], rtol=1e-12)
+    np.testing.assert_array_equal(sivi.lower[5:], sivi.upper[5:])
+
+
+def test_curve_figure_axes_and_legend(curve_data) -> None:
+    panels = views.curve_panels(curve_data)
+    assert [(p.ylabel, p.xlabel) for p in panels] == [
+        (f"{m} ↓", x) for m in ("mmd2", "kl_qp_knn", "mean_error_std")
+        for x in ("iteration", "training-loop seconds")]
+    assert panels[0].levels == {"threshold τ": pytest.approx(6e-4)}
+    assert panels[2].levels == {"reference floor": pytest.approx(0.002)}
+    figure = fig.curve_figure(panels, ncols=2)
+    axes = [ax for ax in figure.axes if ax.get_visible()]
+    assert len(axes) == 6 and {ax.get_xscale() for ax in axes} == {"log"}
+    assert {ax.get_yscale() for ax in axes} == {"log"}  # every value and level is positive
+    legend = [t.get_text() for t in figure.legends[0].get_texts()]
+    assert legend == ["ksivi_v", "ksivi_u", "sivi", "threshold τ", "reference floor"]
+
+
+def test_ksivi_estimator_figure_needs_both_estimators(curve_data) -> None:
+    panels = views.ksivi_estimator_panels(curve_data)
+    assert [p.ylabel for p in panels] == ["mmd2 ↓", "kl_qp_knn ↓"]
+    assert [line.title for line in panels[0].lines] == ["ksivi_v (vstat)", "ksivi_u (ustat)"]
+    only_v = dataclasses.replace(curve_data, runs=tuple(r for r in curve_data.runs
+                                                        if r.label != "ksivi_u"))
+    assert views.ksivi_estimator_panels(only_v) == [] and views.ksivi_estimator_blocks(only_v) == []
+
+
+def test_curve_report_headline_tables_and_csv(curve_report) -> None:
+    root = curve_report[0]
+    md = (root / "report" / "summary.md").read_text()
+    sections = re.findall(r"^## (.+)$", md, flags=re.MULTILINE)
+    assert sections[:3] == ["Run summary", "Quality along training", "Suspect runs"]
+    headline = md.split("## Quality along training\n")[1].split("\n## ")[0]
+    assert BUDGET_NOTE in headline and "--configfile config/paper.yaml" in headline
+    assert "### banana (along training)" in headline and curves.QUALITY_RULE in headline
+    assert "| ksivi_v | 1.10 s | 100 | 2 of 3 | 6.00e-04 |" in headline
+    for name in ("banana_curves", "banana_ksivi_estimators"):
+        assert f"(figures/{name}.png)" in headline
+        assert (root / "report" / "figures" / f"{name}.png").stat().st_size > 10_000
+    # the last-iteration table: final values only, no curve or floor columns; sivi's mmd2 at
+    # the last checkpoint of seeds 0 and 1: 0.001/100 and 0.002/20 (stopped on budget)
+    header = next(line for line in section(md, "banana").splitlines() if line.startswith("| method"))
+    assert header == "| method | kl_qp_knn ↓ | mmd2 ↓ | mean_error_std ↓ |"
+    expected = seed_cell(np.array([1e-5, 1e-4, 0.0]), np.array(["ok", "ok", "suspect"]))
+    assert table_rows(section(md, "banana"), "| method |")["sivi"][1] == expected
+    csv = pd.read_csv(root / "metrics.csv")
+    assert len(csv) == len(CURVE_LABELS) * len(SEEDS)  # one row per run, not per checkpoint
+    assert not [c for c in csv.columns if c.startswith("curve_")]
+    assert list(csv.columns[-3:]) == sorted(FLOORS) and (csv["floor_mmd2"] == -3e-4).all()
+    stored = artifacts.read(root / "metrics.zarr", artifacts.METRIC_SET)
+    assert dict(stored["curve_mmd2"].sizes) == {"target": 1, "method": 3, "seed": 3, "checkpoint": 7}
+    assert np.isnan(stored["curve_mmd2"].sel({"method": "sivi", "seed": 1}).values[0, 5:]).all()
+
+
+def test_report_without_curves_says_so(report: Path) -> None:
+    md = (report / "report" / "summary.md").read_text()
+    assert f"{BUDGET_NOTE}\n\n{NO_CURVES}\n\n## Suspect runs" in md
+
+
+@pytest.mark.parametrize(("values", "scale"), [
+    ([1e-2, 1e-3, 2e-4], "log"),
+    ([1e-2, 1e-3, -2e-4], "symlog"),  # an unbiased MMD² or kNN KL dipping below 0
+    ([-0.7, -0.5, -0.3], "linear"),  # held-out log-likelihoods
+])
+def test_curve_axis_scale_follows_the_signs(values, scale) -> None:
+    band = curves.seed_band(np.array([[1.0, 10.0, 100.0]]), np.array([values]))
+    panel = fig.CurvePanel("m", "iteration", [Series("a", "black", band)], {})
+    ax = fig.curve_figure([panel], ncols=1).axes[0]
+    assert (ax.get_xscale(), ax.get_yscale()) == ("log", scale)

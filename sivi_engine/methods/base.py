@@ -20,6 +20,12 @@ class CommonSettings:
 
     Optimiser defaults follow KSIVI (Cheng et al. 2024): Adam β = (0.9, 0.99), lr 1e-3, step
     decay ×0.9 every 1000 iterations.
+
+    Checkpoints: after each iteration in ``checkpoints`` (empty: the 1-2-5 schedule 1, 2, 5,
+    10, 20, 50, …; the last iteration always) the loop stores ``checkpoint_draws`` draws of
+    the current q (at most ``num_draws``). ``budget_seconds`` bounds the training loop's
+    wall-clock time: it stops at the first checkpoint reached with that much loop time spent,
+    ``iterations`` staying the cap.
     """
 
     iterations: int = 50_000
@@ -31,11 +37,22 @@ class CommonSettings:
     lr_decay_every: int = 1000
     trace_every: int = 10
     dtype: Literal["float32", "float64"] = "float32"
+    checkpoints: tuple[int, ...] = ()
+    checkpoint_draws: int = 2000
+    budget_seconds: float | None = None
 
     def validate(self) -> None:
-        for name in ("iterations", "batch_size", "num_draws", "lr_decay_every", "trace_every"):
+        for name in ("iterations", "batch_size", "num_draws", "lr_decay_every", "trace_every",
+                     "checkpoint_draws"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"setting {name!r}: must be >= 1, got {getattr(self, name)}")
+        outside = [c for c in self.checkpoints if not 1 <= c <= self.iterations]
+        if outside:
+            raise SettingsError("setting 'checkpoints': iterations must lie in "
+                                f"1..{self.iterations} (the setting 'iterations'), got {outside}")
+        if self.budget_seconds is not None and self.budget_seconds <= 0:
+            raise SettingsError("setting 'budget_seconds': must be > 0 or null, got "
+                                f"{self.budget_seconds}")
         if self.lr <= 0:
             raise SettingsError(f"setting 'lr': must be > 0, got {self.lr}")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
@@ -46,16 +63,29 @@ class CommonSettings:
         """``dtype`` as a torch dtype."""
         return getattr(torch, self.dtype)
 
+    @property
+    def draws_per_checkpoint(self) -> int:
+        """Draws stored at each checkpoint: ``checkpoint_draws``, at most ``num_draws``."""
+        return min(self.checkpoint_draws, self.num_draws)
+
 
 @dataclasses.dataclass
 class Trace:
-    """Training trace: mean loss over each block of ``trace_every`` steps, and wall time."""
+    """Training trace: mean loss over each block of ``trace_every`` steps and the loop's
+    wall-clock time at its end; the checkpoints, K of them: their iterations (K,), loop seconds
+    (K,) and draws (K, m, d) in float64; the seconds spent drawing them (not counted in the
+    loop's time); whether the loop stopped on ``budget_seconds``."""
 
     step: np.ndarray
     loss: np.ndarray
     elapsed: np.ndarray
     status: Literal["ok", "diverged"]
     iterations: int
+    checkpoint_iteration: np.ndarray
+    checkpoint_seconds: np.ndarray
+    checkpoint_samples: np.ndarray
+    checkpoint_overhead_seconds: float
+    stopped_on_budget: bool
 
 
 @dataclasses.dataclass

@@ -87,7 +87,8 @@ class GaussianVI(Method):
 
         params = list(q.parameters())
         trace = optimise(loss, params, settings, description=f"{self.name} on {target.name}",
-                         optimiser=OPTIMISERS[settings.optimizer](params, settings))
+                         optimiser=OPTIMISERS[settings.optimizer](params, settings),
+                         sample=q.sample)
         return q, trace
 
     def fit(self, target: Target, settings: GaussianVISettings, device: torch.device) -> FitResult:

@@ -402,7 +402,8 @@ class HKSIVI(Method):
             draws = q.rsample_layers(q.base(batches * n))
             return torch.stack([layer_loss(d, beta) for d, beta in zip(draws, q.betas)]).mean()
 
-        trace = optimise(loss, q.parameters(), settings, description=f"hksivi on {target.name}")
+        trace = optimise(loss, q.parameters(), settings, description=f"hksivi on {target.name}",
+                         sample=q.sample)
         return FitResult(
             samples=q.sample(settings.num_draws), trace=trace, diagnostics=elbo_sandwich(q, target)
         )

@@ -127,7 +127,8 @@ class KSIVI(Method):
             draw = q.rsample(batches * settings.batch_size)
             return ksivi_loss(target, draw.x, draw.conditional_score, step, settings)
 
-        trace = optimise(loss, q.parameters(), settings, description=f"ksivi on {target.name}")
+        trace = optimise(loss, q.parameters(), settings, description=f"ksivi on {target.name}",
+                         sample=q.sample)
         return FitResult(
             samples=q.sample(settings.num_draws), trace=trace, diagnostics=elbo_sandwich(q, target)
         )

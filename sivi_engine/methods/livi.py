@@ -156,5 +156,6 @@ class LIVI(Method):
             entropy = linearised_entropy(jac, settings.sigma, settings.log_det)
             return -(target.log_prob(x).mean() + entropy)
 
-        trace = optimise(loss, q.parameters(), settings, description=f"livi on {target.name}")
+        trace = optimise(loss, q.parameters(), settings, description=f"livi on {target.name}",
+                         sample=q.sample)
         return FitResult(samples=q.sample(settings.num_draws), trace=trace)

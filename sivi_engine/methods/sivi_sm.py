@@ -172,7 +172,8 @@ class SIVISM(Method):
             # next ψ-step's zero_grad.
             return draw_objective(f, target, q.rsample(n), weight, offset)
 
-        trace = optimise(loss, q.parameters(), settings, description=f"sivi_sm on {target.name}")
+        trace = optimise(loss, q.parameters(), settings, description=f"sivi_sm on {target.name}",
+                         sample=q.sample)
         return FitResult(
             samples=q.sample(settings.num_draws), trace=trace, diagnostics=elbo_sandwich(q, target)
         )

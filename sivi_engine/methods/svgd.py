@@ -209,7 +209,8 @@ def run_svgd(
         return ascent_surrogate(particles, phi)
 
     trace = optimise(loss, [particles], settings, description=f"svgd on {target.name}",
-                     optimiser=OPTIMISERS[settings.optimizer]([particles], settings))
+                     optimiser=OPTIMISERS[settings.optimizer]([particles], settings),
+                     sample=lambda m: particle_draws(particles.detach(), m))
     return particles.detach(), trace
 
 

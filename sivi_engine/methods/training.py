@@ -1,10 +1,10 @@
-"""The shared optimisation loop: Adam with step decay, a device-side loss trace, progress bar."""
+"""The shared optimisation loop: Adam with step decay, a device-side loss trace, checkpoints of
+q (:mod:`sivi_engine.methods.checkpoints`), an optional wall-clock budget, a progress bar."""
 
 from __future__ import annotations
 
 import os
 import sys
-import time
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -13,6 +13,9 @@ from torch import Tensor
 from tqdm import tqdm
 
 from sivi_engine.methods.base import CommonSettings, Trace
+from sivi_engine.methods.checkpoints import (
+    CheckpointRecorder, LoopClock, Sampler, checkpoint_iterations,
+)
 
 #: How often (in steps) the loop looks at the loss on the host, to stop a diverged run.
 DIVERGENCE_CHECK_EVERY = 500
@@ -29,12 +32,18 @@ def optimise(
     settings: CommonSettings,
     description: str = "training",
     optimiser: torch.optim.Optimizer | None = None,
+    sample: Sampler | None = None,
 ) -> Trace:
     """Minimise ``loss_fn(step)`` over ``parameters`` for ``settings.iterations`` Adam steps
     (or steps of ``optimiser``, built by the caller over the same parameters).
 
     Losses stay on the device during training (no host round-trip per step); the host reads
     them every ``DIVERGENCE_CHECK_EVERY`` steps to stop on a non-finite loss.
+
+    After each checkpoint iteration (:func:`checkpoint_iterations`) and the last one run,
+    ``sample(m)`` gives the stored draws of the current q, m = ``settings.draws_per_checkpoint``;
+    without ``sample`` none are stored. The loop stops at the first checkpoint reached after
+    ``settings.budget_seconds`` of loop time, if set.
     """
     parameters = list(parameters)
     if optimiser is None:
@@ -46,9 +55,12 @@ def optimise(
     losses = torch.zeros(settings.iterations, dtype=torch.float64, device=device)
     block = settings.trace_every
     stamps = np.zeros(-(-settings.iterations // block))
-    status = "ok"
+    marks = set(checkpoint_iterations(settings))
+    recorder = CheckpointRecorder(sample, settings.draws_per_checkpoint, device)
+    budget = settings.budget_seconds
+    status, on_budget = "ok", False
     done = 0
-    start = time.perf_counter()
+    clock = LoopClock()
     with tqdm(total=settings.iterations, desc=description, disable=not progress_enabled(),
               mininterval=1.0) as bar:
         for step in range(settings.iterations):
@@ -62,15 +74,20 @@ def optimise(
             finished = done == settings.iterations
             if done % DIVERGENCE_CHECK_EVERY == 0 and not torch.isfinite(losses[step]).item():
                 status, finished = "diverged", True
+            if done in marks or finished:
+                loop_seconds = recorder.record(done, clock)
+                if budget is not None and loop_seconds >= budget and not finished:
+                    on_budget, finished = True, True
             if done % block == 0 or finished:
-                stamps[(done - 1) // block] = time.perf_counter() - start
+                stamps[(done - 1) // block] = clock.seconds()
                 bar.update(done - bar.n)
             if finished:
                 break
-    return _trace(losses[:done].cpu().numpy(), stamps, block, status, done)
+    return _trace(losses[:done].cpu().numpy(), stamps, block, status, done, recorder, on_budget)
 
 
-def _trace(losses: np.ndarray, stamps: np.ndarray, block: int, status: str, done: int) -> Trace:
+def _trace(losses: np.ndarray, stamps: np.ndarray, block: int, status: str, done: int,
+           recorder: CheckpointRecorder, on_budget: bool) -> Trace:
     if not np.isfinite(losses).all():
         status = "diverged"
     blocks = -(-done // block)
@@ -78,4 +95,11 @@ def _trace(losses: np.ndarray, stamps: np.ndarray, block: int, status: str, done
     padded[:done] = losses
     mean_loss = np.nanmean(padded.reshape(blocks, block), axis=1)
     step = np.minimum(np.arange(1, blocks + 1) * block, done)
-    return Trace(step=step, loss=mean_loss, elapsed=stamps[:blocks], status=status, iterations=done)
+    return Trace(
+        step=step, loss=mean_loss, elapsed=stamps[:blocks], status=status, iterations=done,
+        checkpoint_iteration=np.asarray(recorder.iterations, dtype=np.int64),
+        checkpoint_seconds=np.asarray(recorder.seconds, dtype=np.float64),
+        checkpoint_samples=recorder.samples_array(),
+        checkpoint_overhead_seconds=recorder.overhead_seconds,
+        stopped_on_budget=on_budget,
+    )

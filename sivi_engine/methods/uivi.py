@@ -205,7 +205,8 @@ class UIVI(Method):
             entropy_surrogate = (score * (draw.x - draw.x.detach())).sum(-1)
             return (entropy_surrogate - target.log_prob(draw.x)).mean()
 
-        trace = optimise(loss, q.parameters(), settings, description=f"uivi on {target.name}")
+        trace = optimise(loss, q.parameters(), settings, description=f"uivi on {target.name}",
+                         sample=q.sample)
         diagnostics = elbo_sandwich(q, target) | {
             "hmc_accept_rate": (accept_total / trace.iterations).item(),
             "hmc_step_size": step_size.item(),

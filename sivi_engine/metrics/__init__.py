@@ -7,7 +7,7 @@ and :func:`evaluate_all` merges every group's results.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import torch
@@ -129,16 +129,21 @@ def _predictive(ctx: EvaluationContext) -> dict[str, float]:
     return own | {f"reference_{name}": value for name, value in of_reference.items()}
 
 
-def evaluate_all(ctx: EvaluationContext) -> dict[str, float]:
-    """Run every registered metric group on ``ctx`` and merge the results (names must not clash)."""
+def evaluate_groups(ctx: EvaluationContext, names: Iterable[str]) -> dict[str, float]:
+    """Run the metric groups ``names`` on ``ctx`` and merge their results (names must not clash)."""
     results: dict[str, float] = {}
-    for name in METRICS:
+    for name in names:
         group = METRICS[name](ctx)
         clash = results.keys() & group.keys()
         if clash:
             raise ValueError(f"metric group {name!r} repeats keys {sorted(clash)}")
         results.update(group)
     return results
+
+
+def evaluate_all(ctx: EvaluationContext) -> dict[str, float]:
+    """Run every registered metric group on ``ctx`` and merge the results."""
+    return evaluate_groups(ctx, METRICS)
 
 
 __all__ = [
@@ -151,6 +156,7 @@ __all__ = [
     "draws_to_score",
     "expected_calibration_error",
     "evaluate_all",
+    "evaluate_groups",
     "kozachenko_leonenko_entropy",
     "knn_kl_divergence",
     "marginal_coverage",

@@ -56,7 +56,7 @@ def build_report(
     benchmark_root: Path | None = None,
 ) -> None:
     """Read per-run MetricSets and write ``out_dir``/{summary.md, reproduction.md, index.html,
-    figures/*.png}.
+    figures/*.png}; the headline section draws the MetricSets' per-checkpoint curves.
 
     The reproduction rows come from the ``reproduction`` list of the config at ``config_path``
     (none without a config; reproduction.md is written either way).
@@ -80,7 +80,9 @@ def build_report(
     combined = combine([ds for ds, _ in loaded], summary, created, versions)
     if table_path is not None:
         write_metric_table(combined, Path(table_path))
-    target_blocks = views.target_views(runs, summary, combined)
+    data = views.target_data(runs, summary, combined)
+    along_training = views.target_views(data, views.HEADLINE_VIEWS)
+    target_blocks = views.target_views(data)
     reproduced = reproduction_blocks(reproduction.reproduction_table(rows, combined))
     blocks = document(
         created=created,
@@ -88,13 +90,15 @@ def build_report(
         total_wall_seconds=total_wall_seconds,
         tables=tables.target_tables(combined),
         views=target_blocks,
+        along_training=along_training,
         legend=tables.legend_table(tables.reported_metrics(combined)),
         versions=tables.key_value_table(("package", "version"), versions),
         config_text=config_text,
         reproduction=reproduced,
         costs=cost_tables(benchmark_paths, benchmark_root),
     )
-    for block in (b for blocks_of in target_blocks.values() for b in blocks_of):
+    sections = (*along_training.values(), *target_blocks.values())
+    for block in (b for blocks_of in sections for b in blocks_of):
         if isinstance(block, Image):
             write_atomic(out_dir / block.path, block.png)
     write_atomic(out_dir / "summary.md", to_markdown(blocks))

@@ -11,7 +11,23 @@ from sivi_engine.report.tables import Table
 
 TITLE = "SIVI benchmark report"
 
+BUDGET_NOTE = (
+    "A budgeted comparison: every method ran for the iterations, or the wall-clock budget "
+    "(budget_seconds), that the configuration gives it on this machine — the default grid is "
+    "sized to finish in about 15 minutes on 2 CPU cores — so a method's place in the "
+    "last-iteration tables further down mixes how fast it converges with how good it gets. "
+    "The curves below separate the two: every metric at every stored checkpoint, against "
+    "iterations and against training-loop seconds, and the time each method takes to reach a "
+    "stated quality. For the papers' settings at their scale run the workflow with "
+    "`--configfile config/paper.yaml`."
+)
+NO_CURVES = (
+    "No MetricSet holds per-checkpoint curves (they predate checkpointing): rerun the "
+    "evaluation to draw them."
+)
+
 TABLE_NOTE = (
+    "Scores of each run's final draws, at its last iteration. "
     "Each cell is mean ± sd over seeds (sd with ddof = 1; the mean alone for one seed), "
     "to 3 significant digits, then n, the number of seeds averaged, and the runs left out, "
     "e.g. “0.012 ± 0.003 (n=2; 1 diverged)”. Only ok runs that pass the sanity gate are "
@@ -96,6 +112,16 @@ def reproduction_blocks(table: Table) -> list[Block]:
     return [Paragraph(REPRODUCTION_NOTE), TableBlock(table, numeric=False)]
 
 
+def along_training_blocks(views: Mapping[str, Sequence[Block]]) -> list[Block]:
+    """The headline section's body: the budget note, then per target with curves its blocks
+    (time to quality, curve figures), or one line when no target has any."""
+    blocks: list[Block] = [Paragraph(BUDGET_NOTE)]
+    for target, target_blocks in views.items():
+        if target_blocks:
+            blocks += [Heading(3, f"{target} (along training)"), *target_blocks]
+    return blocks if len(blocks) > 1 else [*blocks, Paragraph(NO_CURVES)]
+
+
 def document(
     *,
     created: str,
@@ -103,20 +129,25 @@ def document(
     total_wall_seconds: float | None,
     tables: Mapping[str, Table],
     views: Mapping[str, Sequence[Block]],
+    along_training: Mapping[str, Sequence[Block]],
     legend: Table,
     versions: Table,
     config_text: str | None,
     reproduction: Sequence[Block],
     costs: Sequence[Table] = (),
 ) -> list[Block]:
-    """All sections of the report, in reading order; under each target's metric table come the
-    blocks of its ``views`` (figures, further tables); ``reproduction`` is the body of the
-    reproduction section (:func:`reproduction_blocks`)."""
+    """All sections of the report, in reading order: the headline section, quality along
+    training, holds each target's ``along_training`` blocks (:func:`along_training_blocks`);
+    under each target's metric table come the blocks of its ``views`` (figures, further
+    tables); ``reproduction`` is the body of the reproduction section
+    (:func:`reproduction_blocks`)."""
     blocks: list[Block] = [
         Heading(1, TITLE),
         Paragraph(f"Generated {created}."),
         Heading(2, "Run summary"),
         Bullets(tuple(run_summary(summary, total_wall_seconds))),
+        Heading(2, "Quality along training"),
+        *along_training_blocks(along_training),
         Heading(2, "Suspect runs"),
         *suspect_blocks(summary),
         Heading(2, "Results per target"),

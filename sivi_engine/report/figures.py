@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from sivi_engine.targets.base import Target
 
 if TYPE_CHECKING:  # annotations only
+    from sivi_engine.report.curves import SeedBand
     from sivi_engine.report.summaries import CorrelationPairs, PathBand, ReliabilityLine
 
 DPI = 110
@@ -256,4 +257,76 @@ def path_figure(data: PathData, reference: Series[PathBand],
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize="small",
                frameon=False)
+    return fig
+
+
+# --- quality along training -----------------------------------------------------------------
+
+FLOOR_COLOUR = "black"
+
+
+@dataclasses.dataclass(frozen=True)
+class CurvePanel:
+    """One panel of a curve figure: a metric against a clock, one band per label, and the
+    horizontal lines ``levels`` (name → value; NaN values are not drawn)."""
+
+    ylabel: str
+    xlabel: str
+    lines: Sequence[Series[SeedBand]]
+    levels: Mapping[str, float]
+
+
+#: The horizontal levels a curve panel can carry, and their line styles.
+FLOOR_LEVEL, THRESHOLD_LEVEL = "reference floor", "threshold τ"
+LEVEL_STYLES = {FLOOR_LEVEL: ":", THRESHOLD_LEVEL: "--"}
+
+
+def _set_curve_scale(ax: Axes, values: np.ndarray) -> None:
+    """Log y when every value is positive, linear when none is (held-out log-likelihoods),
+    symlog when signs are mixed (KL and MMD² estimates dip below 0 near convergence)."""
+    if values.size and not (values > 0).any():
+        return
+    _set_loss_scale(ax, values)
+
+
+def _draw_curve_panel(ax: Axes, panel: CurvePanel) -> None:
+    drawn = []
+    for line in panel.lines:
+        band = line.data
+        keep = band.x > 0  # log x axis
+        ax.fill_between(band.x[keep], band.lower[keep], band.upper[keep], color=line.colour,
+                        alpha=0.2, linewidth=0)
+        ax.plot(band.x[keep], band.mean[keep], color=line.colour, linewidth=1.4, marker="o",
+                markersize=2.5, label=line.title)
+        drawn += [band.lower[keep], band.upper[keep]]
+    for name, value in panel.levels.items():
+        if np.isfinite(value):
+            ax.axhline(value, color=FLOOR_COLOUR, linewidth=0.9, linestyle=LEVEL_STYLES[name],
+                       label=name)
+            drawn.append(np.array([value]))
+    values = np.concatenate(drawn) if drawn else np.empty(0)
+    _set_curve_scale(ax, values[np.isfinite(values)])
+    ax.set_xscale("log")
+    ax.set(xlabel=panel.xlabel, ylabel=panel.ylabel)
+    ax.grid(alpha=0.3, which="both", linewidth=0.4)
+
+
+def curve_figure(panels: Sequence[CurvePanel], ncols: int) -> Figure:
+    """Panels row-major on a grid of ``ncols`` columns: per label its mean over seeds (line)
+    and min–max band (filled) against a log x axis, the panel's levels as horizontal black
+    lines; one legend below the panels."""
+    nrows = -(-len(panels) // ncols)
+    fig = Figure(figsize=(1.3 * PANEL_INCHES * ncols, 0.9 * PANEL_INCHES * nrows + 0.6),
+                 layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax, panel in zip(axes, panels):
+        _draw_curve_panel(ax, panel)
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    legend: dict[str, object] = {}
+    for ax in axes[:len(panels)]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    fig.legend(list(legend.values()), list(legend), loc="outside lower center",
+               ncols=min(len(legend), 5), fontsize="small", frameon=False)
     return fig

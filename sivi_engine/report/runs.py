@@ -23,6 +23,7 @@ class Run:
     label: str
     seed: int
     method: str
+    settings: dict[str, Any]  # the method's resolved settings, as training stored them
     target_settings: dict[str, Any]
     samples_path: Path
     reference_path: Path
@@ -88,6 +89,7 @@ def read_run(metrics_path: Path) -> tuple[xr.Dataset, Run]:
         label=str(metrics["method"].values[0]),
         seed=int(metrics["seed"].values[0]),
         method=str(attrs["method"]),
+        settings=json.loads(samples.attrs["settings"]),
         target_settings=json.loads(attrs["target_settings"]),
         samples_path=samples_path,
         reference_path=Path(attrs["reference_path"]),

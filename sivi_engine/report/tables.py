@@ -27,6 +27,15 @@ RUN_STATUS_VARIABLES = (
     "reference_ece",
 )
 
+#: Dimension of the per-checkpoint curves of a MetricSet (``curve_*`` variables): the tables,
+#: the CSV and the run conditions read the final-iteration variables only
+#: (:mod:`sivi_engine.report.curves` draws the curves).
+CHECKPOINT_DIM = "checkpoint"
+#: Prefix of the reference's own noise floor per metric (``floor_mmd2``, ...): a second set of
+#: reference draws scored against the reference. Not a score of the run: out of the tables and
+#: the legend, kept in the CSV.
+FLOOR_PREFIX = "floor_"
+
 #: Run conditions of a (target, method, seed) cell of a combined MetricSet.
 OK, ABSENT = "ok", "absent"
 #: Conditions whose runs are left out of a mean and counted in the cell instead; a run that
@@ -66,15 +75,22 @@ def mean_sd(values: np.ndarray) -> tuple[float, float, int]:
 
 
 def is_metric(name: str) -> bool:
-    """Whether a MetricSet variable scores the run (not one of :data:`RUN_STATUS_VARIABLES`)."""
-    return name not in RUN_STATUS_VARIABLES
+    """Whether a MetricSet variable scores the run (not one of :data:`RUN_STATUS_VARIABLES`
+    nor a reference floor)."""
+    return name not in RUN_STATUS_VARIABLES and not name.startswith(FLOOR_PREFIX)
+
+
+def final_variables(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` without its per-checkpoint variables (those with a :data:`CHECKPOINT_DIM` dim)."""
+    curves = [name for name, var in ds.data_vars.items() if CHECKPOINT_DIM in var.dims]
+    return ds.drop_vars(curves).drop_dims(CHECKPOINT_DIM, errors="ignore")
 
 
 def run_condition(ds: xr.Dataset) -> xr.DataArray:
-    """Per run of ``ds`` (any of the dims target, method, seed): ``"absent"`` where no variable
-    has a value (the run is not in the report), else the first of :data:`EXCLUSIONS` whose flag
-    is 1, else ``"ok"``."""
-    present = ds.to_dataarray().notnull().any("variable")
+    """Per run of ``ds`` (any of the dims target, method, seed): ``"absent"`` where no
+    final-iteration variable has a value (the run is not in the report), else the first of
+    :data:`EXCLUSIONS` whose flag is 1, else ``"ok"``."""
+    present = final_variables(ds).to_dataarray().notnull().any("variable")
     condition = xr.where(present, OK, ABSENT)
     for name in EXCLUSIONS:
         if name in ds.data_vars:  # older MetricSets lack the flags: they read as 0
@@ -123,8 +139,9 @@ def seed_cell(values: np.ndarray, condition: np.ndarray) -> str:
 
 
 def reported_metrics(ds: xr.Dataset) -> list[str]:
-    """The metrics of ``ds`` (not its run-status variables) that have a value somewhere, in
-    legend order."""
+    """The final-iteration metrics of ``ds`` (not its run-status variables, floors or curves)
+    that have a value somewhere, in legend order."""
+    ds = final_variables(ds)
     return metric_info.ordered(name for name in ds.data_vars
                                if is_metric(name) and bool(ds[name].notnull().any()))
 
@@ -185,11 +202,14 @@ def predictive_table(reference_title: str, reference: Mapping[str, float], ds: x
 
 
 def tidy_frame(combined: xr.Dataset) -> pd.DataFrame:
-    """One row per run in the report, every run's raw values (suspect and diverged runs
-    included): columns target, method, seed, the run-status variables present (suspect and
-    diverged first), then the metrics in legend order."""
+    """One row per run in the report, every run's raw final-iteration values (suspect and
+    diverged runs included): columns target, method, seed, the run-status variables present
+    (suspect and diverged first), the metrics in legend order, then the reference floors."""
+    combined = final_variables(combined)
     status = [name for name in RUN_STATUS_VARIABLES if name in combined.data_vars]
-    columns = status + metric_info.ordered(name for name in combined.data_vars if is_metric(name))
+    metrics = metric_info.ordered(name for name in combined.data_vars if is_metric(name))
+    floors = sorted(name for name in combined.data_vars if name.startswith(FLOOR_PREFIX))
+    columns = status + metrics + floors
     frame = combined[columns].to_dataframe().reset_index()
     frame = frame.dropna(subset=columns, how="all")
     frame["target"] = frame["target"].astype(str)

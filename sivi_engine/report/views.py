@@ -11,6 +11,12 @@ reading order; a target gets the blocks of every view whose predicate holds:
 - training-loss curves — every target.
 
 Figures show each label's first-seed run (:func:`~sivi_engine.report.runs.first_seed_runs`).
+
+:data:`HEADLINE_VIEWS` make the report's headline section, quality along training, from the
+MetricSets' per-checkpoint curves (:mod:`sivi_engine.report.curves`), over all ok seeds:
+
+- time-to-quality table and metric curves against iterations and seconds — every target;
+- KSIVI's V- against U-statistic estimator — :data:`KSIVI_COMPARISON_TARGETS`, when both ran.
 """
 
 from __future__ import annotations
@@ -25,9 +31,9 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from sivi_engine.metrics.predictive import CALIBRATION_BINS, predictive_scores
+from sivi_engine.report import curves, summaries, tables
 from sivi_engine.report import figures as fig
 from sivi_engine.report import runs as rn
-from sivi_engine.report import summaries, tables
 from sivi_engine.report.render import Block, Image, Paragraph, TableBlock
 from sivi_engine.targets import make_target
 from sivi_engine.targets.base import Target
@@ -226,6 +232,113 @@ VIEWS: tuple[View, ...] = (
 )
 
 
+# --- quality along training -----------------------------------------------------------------
+
+#: The clocks curves are drawn against: MetricSet variable and axis label.
+CLOCKS = ((curves.ITERATION, "iteration"),
+          (curves.SECONDS, "training-loop seconds"))
+#: Targets that get the KSIVI estimator figure, and what it shows (the KSIVI paper, Cheng et al.
+#: 2024, compares its vanilla V-statistic and its U-statistic estimator along training).
+KSIVI_COMPARISON_TARGETS = ("banana",)
+KSIVI_ESTIMATORS = ("vstat", "ustat")
+KSIVI_COMPARISON_METRICS = ("mmd2", "kl_qp_knn")
+
+
+def curve_levels(ds: xr.Dataset, metric: str) -> dict[str, float]:
+    """The horizontal line of a curve panel, median over the target's runs: the threshold τ on
+    the time-to-quality metric (τ scales its floor, which an unbiased MMD² puts near 0 or
+    below), the reference floor on the others."""
+    if metric == curves.QUALITY_METRIC:
+        return {fig.THRESHOLD_LEVEL: curves.median_threshold(ds)}
+    return {fig.FLOOR_LEVEL: curves.floor_value(ds, metric)}
+
+
+def curve_lines(data: TargetData, metric: str, clock: str,
+                titles: Mapping[str, str]) -> list[fig.Series[curves.SeedBand]]:
+    """Per label of ``titles`` (label → legend entry): its :func:`curves.label_band`, where it
+    has one."""
+    lines = [fig.Series(title, data.colour[label],
+                        curves.label_band(data.metrics, label, metric, clock))
+             for label, title in titles.items()]
+    return [line for line in lines if line.data.x.size]
+
+
+def time_to_quality_blocks(data: TargetData) -> list[Block]:
+    """Seconds and iterations each label takes to get its MMD² within reach of the floor."""
+    if not curves.has_quality_inputs(data.metrics):
+        return []
+    caption = (f"{data.name}: {curves.QUALITY_RULE}. Ok seeds only; diverged and suspect runs "
+               "are counted, not used; τ is shown as the median over the label's runs.")
+    return [Paragraph(caption),
+            TableBlock(curves.time_to_quality_table(data.metrics, data.labels))]
+
+
+def curve_panels(data: TargetData) -> list[fig.CurvePanel]:
+    """Per curve metric, row by row: against iterations, then against training-loop seconds,
+    one line per label."""
+    titles = {label: label for label in data.labels}
+    return [fig.CurvePanel(tables.header_cell(metric), xlabel,
+                           curve_lines(data, metric, clock, titles),
+                           curve_levels(data.metrics, metric))
+            for metric in curves.curve_metrics(data.metrics) for clock, xlabel in CLOCKS]
+
+
+def curve_blocks(data: TargetData) -> list[Block]:
+    """Each curve metric against iterations and against training-loop seconds, every label."""
+    panels = curve_panels(data)
+    if not panels:
+        return []
+    metrics = curves.curve_metrics(data.metrics)
+    caption = (f"{data.name}: {', '.join(metrics)} at every checkpoint, against iterations "
+               "(left) and training-loop seconds (right, checkpoint sampling excluded; each "
+               "checkpoint at the median over seeds); per method the mean over its ok seeds "
+               "(line) and the min–max band over them, a run stopped on its wall-clock budget "
+               "leaving both after its last checkpoint; dotted: the reference floor, dashed: the "
+               "time-to-quality threshold τ; log x axes, log y where every value is positive "
+               "(symlog where signs mix, linear where none is positive)")
+    return [data.image("curves", caption, fig.curve_figure(panels, ncols=len(CLOCKS)))]
+
+
+def ksivi_estimators(runs: Sequence[rn.Run]) -> dict[str, str]:
+    """KSIVI label → its estimator (``vstat`` or ``ustat``), in label order, from the runs'
+    settings."""
+    return {run.label: run.settings["estimator"] for run in runs
+            if run.method == "ksivi" and "estimator" in run.settings}
+
+
+def ksivi_estimator_panels(data: TargetData) -> list[fig.CurvePanel]:
+    """The KSIVI labels' MMD² and kNN KL against iterations, legend ``label (estimator)``;
+    none unless both estimators ran on the target."""
+    estimators = ksivi_estimators(data.runs)
+    if not set(KSIVI_ESTIMATORS) <= set(estimators.values()):
+        return []
+    titles = {label: f"{label} ({estimator})" for label, estimator in estimators.items()}
+    return [fig.CurvePanel(tables.header_cell(metric), "iteration",
+                           curve_lines(data, metric, curves.ITERATION, titles),
+                           curve_levels(data.metrics, metric))
+            for metric in KSIVI_COMPARISON_METRICS if metric in curves.curve_metrics(data.metrics)]
+
+
+def ksivi_estimator_blocks(data: TargetData) -> list[Block]:
+    """KSIVI's V-statistic (vanilla) against its U-statistic estimator along training."""
+    panels = ksivi_estimator_panels(data)
+    if not panels:
+        return []
+    caption = (f"{data.name}: KSIVI with the V-statistic (vanilla) and the U-statistic estimator "
+               f"of the kernel Stein discrepancy, {' and '.join(KSIVI_COMPARISON_METRICS)} "
+               "against iterations, as the KSIVI paper compares them (Cheng et al. 2024); mean "
+               "over ok seeds and min–max band, dotted: the reference floor, dashed: the "
+               "threshold τ")
+    return [data.image("ksivi_estimators", caption, fig.curve_figure(panels, ncols=len(panels)))]
+
+
+HEADLINE_VIEWS: tuple[View, ...] = (
+    View("time_to_quality", lambda t: True, time_to_quality_blocks),
+    View("curves", lambda t: True, curve_blocks),
+    View("ksivi_estimators", lambda t: t.name in KSIVI_COMPARISON_TARGETS, ksivi_estimator_blocks),
+)
+
+
 def applicable_views(target: Target, views: Sequence[View] = VIEWS) -> list[str]:
     """Names of the views shown for ``target``."""
     return [view.name for view in views if view.applies(target)]
@@ -242,10 +355,10 @@ def target_data(runs: Sequence[rn.Run], summary: rn.RunSummary,
     }
 
 
-def target_views(runs: Sequence[rn.Run], summary: rn.RunSummary, combined: xr.Dataset,
+def target_views(data: Mapping[str, TargetData],
                  views: Sequence[View] = VIEWS) -> dict[str, list[Block]]:
     """Target name → the blocks of its applicable views, in ``views`` order."""
     return {
-        name: [block for view in views if view.applies(data.target) for block in view.build(data)]
-        for name, data in target_data(runs, summary, combined).items()
+        name: [block for view in views if view.applies(one.target) for block in view.build(one)]
+        for name, one in data.items()
     }
