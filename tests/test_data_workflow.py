@@ -88,4 +88,5 @@ def test_report_shows_the_data_target_views(data_run):
     for figure in ("correlation", "reliability", "loss"):
         assert (data_run / f"reports/figures/blr_waveform_{figure}.png").stat().st_size > 10_000
     html = (data_run / "reports/index.html").read_text()
-    assert html.count("<img") == 3 and "pairwise posterior correlations" in html
+    # curves, correlation scatter, reliability diagram and loss curves
+    assert html.count("<img") == 4 and "pairwise posterior correlations" in html
