@@ -105,6 +105,14 @@ def test_a_budget_stops_at_a_checkpoint_on_the_unbudgeted_path():
     assert fit("ksivi", schedule | {"budget_seconds": 1e6}).trace.iterations == 30
 
 
+def test_a_budget_between_sparse_checkpoints_stops_at_the_next_trace_block():
+    """Checkpoints only at 25 and 30: a 1 ns budget is seen at the first trace block (10 steps)
+    and the run stops there, its last checkpoint, instead of running on to iteration 25."""
+    budgeted = fit("ksivi", {"checkpoints": [25, 30], "trace_every": 10, "budget_seconds": 1e-9})
+    assert budgeted.trace.stopped_on_budget and budgeted.trace.iterations == 10
+    assert budgeted.trace.checkpoint_iteration.tolist() == [10]
+
+
 def test_checkpoint_time_is_kept_out_of_the_loop_clock():
     """A sampler that sleeps 0.1 s: its 4 calls (iterations 1, 2, 5, 10) are overhead, not loop
     time. Ten Adam steps on one number take well under a millisecond; 0.1 s is the margin."""

@@ -82,11 +82,15 @@ class CheckpointRecorder:
         self.samples: list[np.ndarray] = []
         self.overhead_seconds = 0.0
 
+    def seconds_now(self, clock: LoopClock) -> float:
+        """The loop's seconds once the device's queued steps have run."""
+        synchronise(self.device)
+        return clock.seconds()
+
     def record(self, iteration: int, clock: LoopClock) -> float:
         """Store a checkpoint after ``iteration``; returns the loop's seconds there (after the
         device's queued steps have run). The draws' time is taken off ``clock``."""
-        synchronise(self.device)
-        loop_seconds = clock.seconds()
+        loop_seconds = self.seconds_now(clock)
         if self.sample is None:
             return loop_seconds
         start = time.perf_counter()
