@@ -87,12 +87,12 @@ class CheckpointRecorder:
         synchronise(self.device)
         return clock.seconds()
 
-    def record(self, iteration: int, clock: LoopClock) -> float:
-        """Store a checkpoint after ``iteration``; returns the loop's seconds there (after the
+    def record(self, iteration: int, clock: LoopClock) -> None:
+        """Store a checkpoint after ``iteration`` at the loop's seconds there (after the
         device's queued steps have run). The draws' time is taken off ``clock``."""
         loop_seconds = self.seconds_now(clock)
         if self.sample is None:
-            return loop_seconds
+            return
         start = time.perf_counter()
         self.samples.append(isolated_draws(self.sample, self.draws, self.device))
         spent = time.perf_counter() - start
@@ -100,7 +100,6 @@ class CheckpointRecorder:
         self.overhead_seconds += spent
         self.iterations.append(iteration)
         self.seconds.append(loop_seconds)
-        return loop_seconds
 
     def samples_array(self) -> np.ndarray:
         """The stored draws, (K, m, d); (0, 0, 0) when none were stored."""

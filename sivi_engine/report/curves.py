@@ -17,10 +17,9 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
-from sivi_engine.artifacts import CURVE_PREFIX
+from sivi_engine.artifacts import CURVE_PREFIX, FLOOR_PREFIX
 from sivi_engine.report.tables import (
     EXCLUSIONS,
-    FLOOR_PREFIX,
     MISSING,
     OK,
     Table,

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from sivi_engine.artifacts import FLOOR_PREFIX
 from sivi_engine.report import metric_info
 
 MISSING = "—"
@@ -31,10 +32,8 @@ RUN_STATUS_VARIABLES = (
 #: the CSV and the run conditions read the final-iteration variables only
 #: (:mod:`sivi_engine.report.curves` draws the curves).
 CHECKPOINT_DIM = "checkpoint"
-#: Prefix of the reference's own noise floor per metric (``floor_mmd2``, ...): a second set of
-#: reference draws scored against the reference. Not a score of the run: out of the tables and
-#: the legend, kept in the CSV.
-FLOOR_PREFIX = "floor_"
+#: ``artifacts.FLOOR_PREFIX`` variables (``floor_mmd2``, ...) are the reference's own noise
+#: floor, not scores of the run: out of the tables and the legend, kept in the CSV.
 
 #: Run conditions of a (target, method, seed) cell of a combined MetricSet.
 OK, ABSENT = "ok", "absent"
