@@ -14,11 +14,19 @@ from pathlib import Path
 
 import torch
 
-from sivi_engine import steps
 from sivi_engine.artifacts import ArtifactError
 from sivi_engine.registry import UnknownNameError
 from sivi_engine.runtime import keep_freed_memory
 from sivi_engine.settings import SettingsError, parse_assignments
+
+#: Command → the module that runs it, imported when the command runs: a static import would
+#: put every step's code into every job's code hash (:mod:`sivi_engine.provenance`).
+STEP_MODULES = {
+    "reference": "sivi_engine.steps.reference",
+    "train": "sivi_engine.steps.train",
+    "evaluate": "sivi_engine.steps.evaluate",
+    "report": "sivi_engine.report",
+}
 
 REGISTRY_MODULES = {
     "targets": ("sivi_engine.targets", "TARGETS"),
@@ -82,22 +90,24 @@ def _list(args: argparse.Namespace, overrides: dict) -> None:
     print("\n".join(getattr(importlib.import_module(module), name).names()))
 
 
+def _step(command: str):
+    return importlib.import_module(STEP_MODULES[command])
+
+
 def _reference(args: argparse.Namespace, overrides: dict) -> None:
-    steps.reference(args.target, args.out, args.engine, overrides)
+    _step("reference").reference(args.target, args.out, args.engine, overrides)
 
 
 def _train(args: argparse.Namespace, overrides: dict) -> None:
-    steps.train(args.method, args.target, args.seed, args.out, args.device, overrides, args.label)
+    _step("train").train(args.method, args.target, args.seed, args.out, args.device, overrides, args.label)
 
 
 def _evaluate(args: argparse.Namespace, overrides: dict) -> None:
-    steps.evaluate(args.samples, args.reference, args.out, overrides, args.device)
+    _step("evaluate").evaluate(args.samples, args.reference, args.out, overrides, args.device)
 
 
 def _report(args: argparse.Namespace, overrides: dict) -> None:
-    from sivi_engine.report import build_report  # matplotlib only where it is needed
-
-    build_report(args.metrics, args.out, table_path=args.table, config_path=args.config,
+    _step("report").build_report(args.metrics, args.out, table_path=args.table, config_path=args.config,
                  benchmark_paths=args.benchmarks, benchmark_root=args.benchmark_root)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from sivi_engine import artifacts, steps
+from sivi_engine import artifacts
 from sivi_engine.methods import METHODS
 from sivi_engine.methods.base import CommonSettings
 from sivi_engine.methods.checkpoints import checkpoint_iterations, log_schedule
@@ -17,6 +17,7 @@ from sivi_engine.methods.ksivi import KSIVISettings
 from sivi_engine.methods.training import optimise
 from sivi_engine.settings import SettingsError, resolve
 from sivi_engine.targets import make_target
+from sivi_engine.steps.train import train
 
 CPU = torch.device("cpu")
 TINY = {"iterations": 30, "batch_size": 20, "num_draws": 50, "checkpoint_draws": 10}
@@ -135,7 +136,7 @@ def test_checkpoint_time_is_kept_out_of_the_loop_clock():
 def test_train_stores_the_checkpoints_and_the_iterations_run(tmp_path):
     overrides = {"iterations": 30, "batch_size": 20, "num_draws": 50, "checkpoint_draws": 10,
                  "checkpoints": [5, 20], "budget_seconds": 1e-9}
-    path = steps.train("ksivi", "banana", 0, tmp_path / "s.zarr", "cpu", overrides)
+    path = train("ksivi", "banana", 0, tmp_path / "s.zarr", "cpu", overrides)
     ds = artifacts.read(path, artifacts.SAMPLE_SET)
     assert ds.checkpoint_samples.shape == (1, 10, 2)
     assert ds.checkpoint_iteration.values.tolist() == [5]

@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from sivi_engine import artifacts, steps
+from sivi_engine import artifacts
 from sivi_engine.artifacts import ArtifactError
 from sivi_engine.metrics import EvaluationContext, EvaluationSettings, evaluate_all
 from sivi_engine.metrics.curves import (
     checkpoint_scores, hold_out_floor_draws, noise_floor, score_checkpoints,
 )
 from sivi_engine.targets import make_target
+from sivi_engine.steps.evaluate import evaluate
 
 BANANA = make_target("banana", {})
 SETTINGS = EvaluationSettings()
@@ -132,7 +133,7 @@ def write_samples(path, final: np.ndarray, checkpoints: np.ndarray, status: str 
 
 
 def evaluated(tmp_path):
-    out = steps.evaluate(tmp_path / "samples.zarr", tmp_path / "reference.zarr",
+    out = evaluate(tmp_path / "samples.zarr", tmp_path / "reference.zarr",
                          tmp_path / "metrics.zarr", {}, device="cpu")
     return artifacts.read(out, artifacts.METRIC_SET)
 

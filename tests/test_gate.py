@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from sivi_engine import artifacts, steps
+from sivi_engine import artifacts
 from sivi_engine.metrics import EvaluationSettings
 from sivi_engine.metrics.gate import divergence_reasons, gate_reasons, trusted_evidence
 from sivi_engine.settings import SettingsError
 from sivi_engine.targets import make_target
+from sivi_engine.steps.evaluate import evaluate
 
 ALL = trusted_evidence("exact", {"iid": True})
 SETTINGS = EvaluationSettings()
@@ -76,7 +77,7 @@ def write_samples(target, samples: np.ndarray, path, status: str = "ok"):
 
 
 def evaluated(tmp_path, name: str, overrides=None) -> tuple[dict[str, float], list[str]]:
-    out = steps.evaluate(tmp_path / f"{name}.zarr", tmp_path / "reference.zarr",
+    out = evaluate(tmp_path / f"{name}.zarr", tmp_path / "reference.zarr",
                          tmp_path / f"{name}-metrics.zarr", overrides or {}, device="cpu")
     ds = artifacts.read(out, artifacts.METRIC_SET)
     metrics = {key: float(ds[key].values.item()) for key in ds.data_vars}

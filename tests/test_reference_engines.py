@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from sivi_engine import artifacts, cli, steps
+from sivi_engine import artifacts, cli
 from sivi_engine.reference import ENGINES
 from sivi_engine.reference import diagnostics as dg
 from sivi_engine.reference.diagnostics import DiagnosticsGateError
@@ -23,6 +23,7 @@ from sivi_engine.reference.stan import CACHE_ENV, cache_root, cmdstan_found, res
 from sivi_engine.settings import SettingsError, resolve
 from sivi_engine.targets import make_target
 from sivi_engine.targets.linear_regression import LinearRegression
+from sivi_engine.steps.reference import reference
 
 TARGET = "linreg_conjugate"
 #: Monte-Carlo standard errors allowed between an estimate and its exact value (the issue's
@@ -172,7 +173,7 @@ def stan_reference(tmp_path_factory):
     if shutil.which("c++") is None:
         pytest.skip("no C++ compiler: pystan needs one to build Stan programs")
     out = tmp_path_factory.mktemp("stan") / "reference.zarr"
-    steps.reference(TARGET, out, "stan", {"backend": "pystan", "num_draws": 4000, "seed": 1})
+    reference(TARGET, out, "stan", {"backend": "pystan", "num_draws": 4000, "seed": 1})
     return artifacts.read(out, artifacts.REFERENCE_DRAWS)
 
 
@@ -256,7 +257,7 @@ def test_cmdstanpy_backend_matches_closed_form(tmp_path):
             "the cmdstanpy backend was not tested on this machine"
         )
     out = tmp_path / "reference.zarr"
-    steps.reference(TARGET, out, "stan", {"backend": "cmdstanpy", "num_draws": 4000, "seed": 1})
+    reference(TARGET, out, "stan", {"backend": "cmdstanpy", "num_draws": 4000, "seed": 1})
     ds = artifacts.read(out, artifacts.REFERENCE_DRAWS)
     assert ds.attrs["engine"] == "stan-nuts/cmdstanpy"
     target = make_target(TARGET)
@@ -286,7 +287,7 @@ def sgld_settings(target: LinearRegression, bias: float) -> dict:
 def test_sgld_matches_closed_form_up_to_its_step_bias(tmp_path):
     target = make_target(TARGET)
     overrides = sgld_settings(target, bias=0.01)
-    out = steps.reference(TARGET, tmp_path / "sgld.zarr", "sgld", overrides)
+    out = reference(TARGET, tmp_path / "sgld.zarr", "sgld", overrides)
     ds = artifacts.read(out, artifacts.REFERENCE_DRAWS)
     assert ds.attrs["engine"] == "sgld" and ds.draws.shape == (200, 20, 5)
     exact = target.posterior_covariance()

@@ -1,106 +1,19 @@
-"""The benchmark's steps as functions: reference, train, evaluate (the CLI calls these)."""
+"""The evaluation step: score one run's draws against the target's reference draws."""
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from sivi_engine import artifacts
-from sivi_engine.provenance import now, package_versions, settings_hash, training_code_hash
 from sivi_engine.runtime import describe_device, resolve_device
-from sivi_engine.settings import SettingsError, resolve, split_target_overrides, to_json
+from sivi_engine.settings import SettingsError, resolve
+from sivi_engine.steps.common import provenance_attrs
 from sivi_engine.targets import make_target
-
-
-def _provenance() -> dict[str, str]:
-    return {"versions": artifacts.json_attr(package_versions()), "created": now()}
-
-
-def reference(target_name: str, out: Path, engine_name: str, overrides: Mapping[str, Any]) -> Path:
-    """Draw reference draws of a target with a reference engine and store ReferenceDraws."""
-    from sivi_engine.reference import ENGINES  # scipy.stats and the samplers: here only
-
-    target_overrides, engine_overrides = split_target_overrides(overrides)
-    target = make_target(target_name, target_overrides)
-    engine = ENGINES[engine_name]()
-    settings = resolve(engine.Settings, engine_overrides)
-    start = time.perf_counter()
-    result = engine.run(target, settings)
-    target_settings = to_json(target.settings)
-    ds = artifacts.reference_draws(
-        result.draws,
-        target.param_names(),
-        sample_stats=result.sample_stats,
-        target=target_name,
-        target_settings=target_settings,
-        target_hash=settings_hash(target_name, target_settings),
-        engine=result.engine or engine_name,
-        engine_settings=to_json(settings),
-        seed=settings.seed,
-        diagnostics=artifacts.json_attr(result.diagnostics),
-        wall_seconds=time.perf_counter() - start,
-        **_provenance(),
-    )
-    return artifacts.write(ds, out, artifacts.REFERENCE_DRAWS)
-
-
-def train(
-    method_name: str,
-    target_name: str,
-    seed: int,
-    out: Path,
-    device: str,
-    overrides: Mapping[str, Any],
-    label: str | None = None,
-) -> Path:
-    """Fit a method to a target with one seed and store the SampleSet, with the draws at the
-    training checkpoints. Method settings: the method's defaults < the target's
-    (``Target.method_defaults``) < ``overrides``."""
-    from sivi_engine.methods import METHODS  # every method module: here only
-
-    method = METHODS[method_name]()
-    target_overrides, method_overrides = split_target_overrides(overrides)
-    target = make_target(target_name, target_overrides)
-    settings = resolve(method.Settings, target.method_defaults(method.Settings) | method_overrides)
-    torch_device = resolve_device(device)
-    torch.manual_seed(seed)
-    start = time.perf_counter()
-    result = method.fit(target, settings, torch_device)
-    samples = result.samples.detach().double().cpu().numpy()
-    wall = time.perf_counter() - start
-    trace = result.trace
-    ds = artifacts.sample_set(
-        samples,
-        target.param_names(),
-        step=trace.step,
-        loss=trace.loss,
-        elapsed=trace.elapsed,
-        checkpoint_samples=trace.checkpoint_samples,
-        checkpoint_iteration=trace.checkpoint_iteration,
-        checkpoint_seconds=trace.checkpoint_seconds,
-        method=method_name,
-        label=label or method_name,
-        target=target_name,
-        target_settings=to_json(target.settings),
-        seed=seed,
-        settings=to_json(settings),
-        code_hash=training_code_hash(method_name, target_name),
-        device=describe_device(torch_device),
-        wall_seconds=wall,
-        iterations=trace.iterations,
-        status=trace.status,
-        stopped_on_budget=int(trace.stopped_on_budget),
-        checkpoint_overhead_seconds=trace.checkpoint_overhead_seconds,
-        diagnostics=artifacts.json_attr(result.diagnostics),
-        **_provenance(),
-    )
-    return artifacts.write(ds, out, artifacts.SAMPLE_SET)
 
 
 def evaluate(
@@ -186,6 +99,6 @@ def evaluate(
         target_settings=samples.attrs["target_settings"],
         device=describe_device(torch_device),
         suspect_reasons=artifacts.json_attr(reasons),
-        **_provenance(),
+        **provenance_attrs(),
     )
     return artifacts.write(ds, out, artifacts.METRIC_SET)

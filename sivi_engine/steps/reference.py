@@ -1,0 +1,42 @@
+"""The reference step: draws of a target's posterior from a reference engine."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sivi_engine import artifacts
+from sivi_engine.provenance import settings_hash
+from sivi_engine.settings import resolve, split_target_overrides, to_json
+from sivi_engine.steps.common import provenance_attrs
+from sivi_engine.targets import make_target
+
+
+def reference(target_name: str, out: Path, engine_name: str, overrides: Mapping[str, Any]) -> Path:
+    """Draw reference draws of a target with a reference engine and store ReferenceDraws."""
+    from sivi_engine.reference import ENGINES  # scipy.stats and the samplers: here only
+
+    target_overrides, engine_overrides = split_target_overrides(overrides)
+    target = make_target(target_name, target_overrides)
+    engine = ENGINES[engine_name]()
+    settings = resolve(engine.Settings, engine_overrides)
+    start = time.perf_counter()
+    result = engine.run(target, settings)
+    target_settings = to_json(target.settings)
+    ds = artifacts.reference_draws(
+        result.draws,
+        target.param_names(),
+        sample_stats=result.sample_stats,
+        target=target_name,
+        target_settings=target_settings,
+        target_hash=settings_hash(target_name, target_settings),
+        engine=result.engine or engine_name,
+        engine_settings=to_json(settings),
+        seed=settings.seed,
+        diagnostics=artifacts.json_attr(result.diagnostics),
+        wall_seconds=time.perf_counter() - start,
+        **provenance_attrs(),
+    )
+    return artifacts.write(ds, out, artifacts.REFERENCE_DRAWS)
