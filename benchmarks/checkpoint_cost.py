@@ -53,7 +53,8 @@ def laplace_draws(target: Target, n: int, seed: int) -> np.ndarray:
 
 
 def draws_of(target: Target, n: int, seed: int) -> tuple[np.ndarray, str]:
-    """n draws standing for the reference (seed 0) or for a checkpoint (seed 1), and their source."""
+    """n draws standing for the reference (seed 0) or for a checkpoint (seed 1), and their
+    source."""
     if target.has_exact_sampler:
         return target.sample(n, torch.Generator().manual_seed(seed)).numpy(), "exact"
     return laplace_draws(target, n, seed), "laplace"
@@ -103,8 +104,10 @@ def training_cost(target: Target, n: int, iterations: int) -> dict:
     trace = method.fit(target, settings, torch.device("cpu")).trace
     count, loop = len(trace.checkpoint_iteration), float(trace.checkpoint_seconds[-1])
     return {
-        "method": "ksivi", "iterations": iterations,
-        "checkpoints": count, "loop_seconds": round(loop, 3),
+        "method": "ksivi",
+        "iterations": iterations,
+        "checkpoints": count,
+        "loop_seconds": round(loop, 3),
         "overhead_seconds": round(trace.checkpoint_overhead_seconds, 3),
         "overhead_seconds_per_checkpoint": round(trace.checkpoint_overhead_seconds / count, 4),
         "overhead_share_of_loop": round(trace.checkpoint_overhead_seconds / loop, 4),
@@ -118,28 +121,42 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--iterations", type=int, default=500, help="KSIVI training iterations")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
-    parser.add_argument("--out", type=Path,
-                        default=Path(__file__).parent / "results" / "checkpoint_cost.json")
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).parent / "results" / "checkpoint_cost.json"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rows = []
     for name in args.targets.split(","):
         target = make_target(name, {})
         for n in (int(draws) for draws in args.draws.split(",")):
-            row = {"target": name, "dim": target.dim, "draws": n,
-                   "evaluation": evaluation_cost(target, n, args.repeats),
-                   "training": training_cost(target, n, args.iterations)}
+            row = {
+                "target": name,
+                "dim": target.dim,
+                "draws": n,
+                "evaluation": evaluation_cost(target, n, args.repeats),
+                "training": training_cost(target, n, args.iterations),
+            }
             print(json.dumps(row), flush=True)
             rows.append(row)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
-        "benchmark": "seconds per checkpoint of n draws: evaluation and training overhead",
-        "statistic": f"evaluation: median of {args.repeats} runs; training: one run",
-        "machine": {"processor": platform.processor() or platform.machine(),
-                    "cpus": os.cpu_count(), "torch": torch.__version__,
-                    "torch_threads": args.threads},
-        "results": rows,
-    }, indent=2) + "\n")
+    args.out.write_text(
+        json.dumps(
+            {
+                "benchmark": "seconds per checkpoint of n draws: evaluation and training overhead",
+                "statistic": f"evaluation: median of {args.repeats} runs; training: one run",
+                "machine": {
+                    "processor": platform.processor() or platform.machine(),
+                    "cpus": os.cpu_count(),
+                    "torch": torch.__version__,
+                    "torch_threads": args.threads,
+                },
+                "results": rows,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -68,8 +68,9 @@ def breakdown() -> dict[str, float]:
 
     def ksd_form() -> None:
         xg, fg = x.clone().requires_grad_(True), target.score(x).requires_grad_(True)
-        quadratic_form(xg[:BATCH], fg[:BATCH], xg[BATCH:], fg[BATCH:], settings.kernel,
-                       False).backward()
+        quadratic_form(
+            xg[:BATCH], fg[:BATCH], xg[BATCH:], fg[BATCH:], settings.kernel, False
+        ).backward()
 
     optimiser = torch.optim.Adam(q.parameters(), lr=settings.lr)
     for p in q.parameters():
@@ -88,27 +89,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=1000, help="timed iterations")
     parser.add_argument("--warmup", type=int, default=100)
-    parser.add_argument("--out", type=Path,
-                        default=Path(__file__).parent / "results" / "hksivi_cost.json")
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).parent / "results" / "hksivi_cost.json"
+    )
     args = parser.parse_args()
     import torch
 
-    per_1000 = {m: speed.run_worker(m, TARGET, 1, args.iterations, args.warmup)
-                for m in ("ksivi", "hksivi")}
+    per_1000 = {
+        m: speed.run_worker(m, TARGET, 1, args.iterations, args.warmup) for m in ("ksivi", "hksivi")
+    }
     parts = breakdown()
     iteration = per_1000["hksivi"] / 1000
     shares = {k: round(v / iteration, 3) for k, v in parts["seconds_per_iteration"].items()}
     result = {
         "benchmark": f"hksivi vs ksivi on {TARGET}, batch {BATCH}, 1 thread",
-        "iterations_timed": args.iterations, "warmup": args.warmup,
+        "iterations_timed": args.iterations,
+        "warmup": args.warmup,
         "seconds_per_1000_iterations": {k: round(v, 3) for k, v in per_1000.items()},
         "hksivi_over_ksivi": round(per_1000["hksivi"] / per_1000["ksivi"], 2),
-        "hksivi_breakdown_seconds_per_iteration":
-            {k: round(v, 5) for k, v in parts["seconds_per_iteration"].items()},
+        "hksivi_breakdown_seconds_per_iteration": {
+            k: round(v, 5) for k, v in parts["seconds_per_iteration"].items()
+        },
         "hksivi_breakdown_share_of_measured_iteration": shares,
         "initial_step_tuning_seconds": round(parts["initial_step_tuning_seconds"], 3),
-        "machine": {"processor": platform.processor() or platform.machine(),
-                    "torch": torch.__version__},
+        "machine": {
+            "processor": platform.processor() or platform.machine(),
+            "torch": torch.__version__,
+        },
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

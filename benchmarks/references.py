@@ -29,8 +29,17 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "config" / "paper.yaml"
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 #: Diagnostics copied into the results file.
-KEPT = ("engine", "compile_seconds", "sampling_seconds", "max_rhat", "min_bulk_ess",
-        "min_tail_ess", "divergences", "min_ebfmi", "draws_per_chain")
+KEPT = (
+    "engine",
+    "compile_seconds",
+    "sampling_seconds",
+    "max_rhat",
+    "min_bulk_ess",
+    "min_tail_ess",
+    "divergences",
+    "min_ebfmi",
+    "draws_per_chain",
+)
 
 
 def build_reference(target: str, cache: Path) -> dict:
@@ -40,9 +49,21 @@ def build_reference(target: str, cache: Path) -> dict:
     with tempfile.TemporaryDirectory() as work:
         output = f"results/reference/{target}.zarr"
         proc = subprocess.run(
-            [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", work, "--configfile", str(CONFIG),
-             "--cores", "2", output],
-            capture_output=True, text=True, env={**os.environ, "SIVI_STAN_CACHE": str(cache)},
+            [
+                SNAKEMAKE,
+                "-s",
+                str(ROOT / "Snakefile"),
+                "-d",
+                work,
+                "--configfile",
+                str(CONFIG),
+                "--cores",
+                "2",
+                output,
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "SIVI_STAN_CACHE": str(cache)},
         )
         if proc.returncode != 0:
             log = Path(work, "logs", "reference", f"{target}.log")
@@ -51,7 +72,8 @@ def build_reference(target: str, cache: Path) -> dict:
         with open(Path(work, "results", "benchmarks", "reference", f"{target}.tsv")) as tsv:
             benchmark = next(csv.DictReader(tsv, delimiter="\t"))
         diagnostics = json.loads(
-            artifacts.read(Path(work, output), artifacts.REFERENCE_DRAWS).attrs["diagnostics"])
+            artifacts.read(Path(work, output), artifacts.REFERENCE_DRAWS).attrs["diagnostics"]
+        )
     return {
         "wall_seconds": round(float(benchmark["s"]), 1),
         "max_rss_mb": round(float(benchmark["max_rss"]), 0),
@@ -62,11 +84,17 @@ def build_reference(target: str, cache: Path) -> dict:
 
 def main() -> None:
     config = yaml.safe_load(CONFIG.read_text())
-    engines = {target: {**config["reference"], **spec.get("reference", {})}["engine"]
-               for target, spec in config["targets"].items()}
+    engines = {
+        target: {**config["reference"], **spec.get("reference", {})}["engine"]
+        for target, spec in config["targets"].items()
+    }
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--targets", default=",".join(t for t, e in engines.items() if e != "exact"))
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "references.json")
+    parser.add_argument(
+        "--targets", default=",".join(t for t, e in engines.items() if e != "exact")
+    )
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "benchmarks" / "results" / "references.json"
+    )
     args = parser.parse_args()
 
     rows = []
@@ -83,11 +111,22 @@ def main() -> None:
 def write_results(path: Path, rows: list[dict]) -> None:
     """The results file, rewritten after every reference so an interrupted run keeps its rows."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({
-        "benchmark": "reference posteriors of config/paper.yaml: compile, sampling and wall seconds",
-        "machine": {"processor": platform.processor() or platform.machine(), "cpus": os.cpu_count()},
-        "results": rows,
-    }, indent=2) + "\n")
+    path.write_text(
+        json.dumps(
+            {
+                "benchmark": (
+                    "reference posteriors of config/paper.yaml: compile, sampling and wall seconds"
+                ),
+                "machine": {
+                    "processor": platform.processor() or platform.machine(),
+                    "cpus": os.cpu_count(),
+                },
+                "results": rows,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -55,16 +55,30 @@ def measure(method: str, target: str, threads: int, iterations: int, warmup: int
     keep_freed_memory()  # as `python -m sivi_engine train` does
     torch.manual_seed(0)
     cls = METHODS[method]
-    settings = resolve(cls.Settings, {"iterations": warmup + iterations, "trace_every": 1, "num_draws": 10})
+    settings = resolve(
+        cls.Settings, {"iterations": warmup + iterations, "trace_every": 1, "num_draws": 10}
+    )
     elapsed = cls().fit(make_target(*TARGETS[target]), settings, torch.device("cpu")).trace.elapsed
     return float(np.median(np.diff(elapsed[warmup - 1 :: BLOCK]))) * 1000 / BLOCK
 
 
 def run_worker(method: str, target: str, threads: int, iterations: int, warmup: int) -> float:
     out = subprocess.run(
-        [sys.executable, __file__, "--worker", method, target, str(threads),
-         "--iterations", str(iterations), "--warmup", str(warmup)],
-        check=True, capture_output=True, text=True,
+        [
+            sys.executable,
+            __file__,
+            "--worker",
+            method,
+            target,
+            str(threads),
+            "--iterations",
+            str(iterations),
+            "--warmup",
+            str(warmup),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     return float(out.strip().splitlines()[-1])
 
@@ -77,8 +91,12 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=3000, help="timed iterations")
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=1, help="runs per configuration (median)")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "speed.json")
-    parser.add_argument("--worker", nargs=3, metavar=("METHOD", "TARGET", "THREADS"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).parent / "results" / "speed.json"
+    )
+    parser.add_argument(
+        "--worker", nargs=3, metavar=("METHOD", "TARGET", "THREADS"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.worker:
         from sivi_engine.openmp import prefer_spinning_workers
@@ -95,8 +113,9 @@ def main() -> None:
     for method in methods:
         for target in args.targets.split(","):
             if (method, target) in NOT_TIMED:
-                rows.append({"method": method, "target": target,
-                             "not_timed": NOT_TIMED[method, target]})
+                rows.append(
+                    {"method": method, "target": target, "not_timed": NOT_TIMED[method, target]}
+                )
                 write_results(args.out, rows, args)
                 continue
             thread_counts = [int(t) for t in args.threads.split(",")]
@@ -104,7 +123,8 @@ def main() -> None:
             for _ in range(args.repeats):
                 for threads in thread_counts:
                     runs[threads].append(
-                        run_worker(method, target, threads, args.iterations, args.warmup))
+                        run_worker(method, target, threads, args.iterations, args.warmup)
+                    )
             for threads, seconds in runs.items():
                 rows.append(result_row(method, target, threads, seconds))
                 write_results(args.out, rows, args)
@@ -114,13 +134,21 @@ def result_row(method: str, target: str, threads: int, runs: list[float]) -> dic
     """One results entry: the median of the runs against the goal, and every run."""
     seconds = statistics.median(runs)
     goal = GOALS.get((method, target, threads))
-    print(f"{method:8s} {target:12s} threads={threads}: {seconds:8.2f} s / 1000 it"
-          + (f"  (runs {', '.join(f'{r:.2f}' for r in runs)})" if len(runs) > 1 else "")
-          + (f"  (goal {goal})" if goal else ""), flush=True)
-    return {"method": method, "target": target, "threads": threads,
-            "seconds_per_1000_iterations": round(seconds, 3),
-            "runs": [round(r, 3) for r in runs], "goal": goal,
-            "meets_goal": None if goal is None else seconds <= goal}
+    print(
+        f"{method:8s} {target:12s} threads={threads}: {seconds:8.2f} s / 1000 it"
+        + (f"  (runs {', '.join(f'{r:.2f}' for r in runs)})" if len(runs) > 1 else "")
+        + (f"  (goal {goal})" if goal else ""),
+        flush=True,
+    )
+    return {
+        "method": method,
+        "target": target,
+        "threads": threads,
+        "seconds_per_1000_iterations": round(seconds, 3),
+        "runs": [round(r, 3) for r in runs],
+        "goal": goal,
+        "meets_goal": None if goal is None else seconds <= goal,
+    }
 
 
 def write_results(path: Path, rows: list[dict], args: argparse.Namespace) -> None:
@@ -130,15 +158,27 @@ def write_results(path: Path, rows: list[dict], args: argparse.Namespace) -> Non
     from sivi_engine.openmp import WAIT_POLICY
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({
-        "benchmark": "seconds per 1000 training iterations at paper settings",
-        "iterations_timed": args.iterations, "warmup": args.warmup,
-        "statistic": f"median over blocks of {BLOCK} iterations, x10; median of the runs",
-        "machine": {"processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+    path.write_text(
+        json.dumps(
+            {
+                "benchmark": "seconds per 1000 training iterations at paper settings",
+                "iterations_timed": args.iterations,
+                "warmup": args.warmup,
+                "statistic": f"median over blocks of {BLOCK} iterations, x10; median of the runs",
+                "machine": {
+                    "processor": platform.processor() or platform.machine(),
+                    "cpus": os.cpu_count(),
                     "torch": torch.__version__,
-                    "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", WAIT_POLICY["OMP_WAIT_POLICY"])},
-        "results": rows,
-    }, indent=2) + "\n")
+                    "omp_wait_policy": os.environ.get(
+                        "OMP_WAIT_POLICY", WAIT_POLICY["OMP_WAIT_POLICY"]
+                    ),
+                },
+                "results": rows,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -37,9 +37,13 @@ class KernelSettings:
     def validate(self) -> None:
         """Reject constants outside each kernel's positive-definite range."""
         if self.bandwidth is not None and self.bandwidth <= 0:
-            raise SettingsError(f"setting 'kernel.bandwidth': must be > 0 or null, got {self.bandwidth}")
+            raise SettingsError(
+                f"setting 'kernel.bandwidth': must be > 0 or null, got {self.bandwidth}"
+            )
         if not -1.0 < self.imq_beta < 0.0:
-            raise SettingsError(f"setting 'kernel.imq_beta': must lie in (-1, 0), got {self.imq_beta}")
+            raise SettingsError(
+                f"setting 'kernel.imq_beta': must lie in (-1, 0), got {self.imq_beta}"
+            )
 
 
 LOG2_E = math.log2(math.e)
@@ -257,8 +261,11 @@ class _GaussianQuadraticForm(torch.autograd.Function):
         grad_x = factor * (rows.unsqueeze(1) * x - w_y)
         grad_y = factor * (cols.unsqueeze(1) * y - w_x)
         if ctx.median_index is not None:
-            w_dot_d = ((x * x).sum(1) @ rows + (y * y).sum(1) @ cols
-                       - 2.0 * torch.vdot(x.reshape(-1), w_y.reshape(-1)))
+            w_dot_d = (
+                (x * x).sum(1) @ rows
+                + (y * y).sum(1) @ cols
+                - 2.0 * torch.vdot(x.reshape(-1), w_y.reshape(-1))
+            )
             grad_h2 = weight * w_dot_d * (0.5 / h2**2)
             row, col = ctx.median_index // y.shape[0], ctx.median_index % y.shape[0]
             step = (2.0 * ctx.scale * grad_h2) * (x[row] - y[col])

@@ -38,7 +38,8 @@ class Registry(Generic[T]):
             return self._entries[name]
         except KeyError:
             raise UnknownNameError(
-                f"unknown {self.kind} {name!r}; valid {self.kind}s: {', '.join(sorted(self._entries))}"
+                f"unknown {self.kind} {name!r}; "
+                f"valid {self.kind}s: {', '.join(sorted(self._entries))}"
             ) from None
 
     def __contains__(self, name: object) -> bool:

@@ -14,11 +14,14 @@ DeviceChoice = Literal["auto", "cpu", "cuda"]
 
 
 def resolve_device(choice: str) -> torch.device:
-    """``auto`` picks CUDA when a GPU is visible, else the CPU; ``cuda`` without a GPU is an error."""
+    """``auto`` picks CUDA when a GPU is visible, else the CPU; ``cuda`` without a GPU is an
+    error."""
     if choice == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if choice == "cuda" and not torch.cuda.is_available():
-        raise SettingsError("device 'cuda' was asked for but no CUDA device is visible; use auto or cpu")
+        raise SettingsError(
+            "device 'cuda' was asked for but no CUDA device is visible; use auto or cpu"
+        )
     if choice not in ("cpu", "cuda"):
         raise SettingsError(f"device {choice!r} is not allowed; allowed values: auto, cpu, cuda")
     return torch.device(choice)

@@ -118,9 +118,7 @@ def resolve(cls: type[S], overrides: Mapping[str, Any] | None = None, *, prefix:
             f"unknown setting '{prefix}{unknown[0]}' for {cls.__name__}; valid settings: "
             + ", ".join(prefix + name for name in sorted(fields))
         )
-    values = {
-        name: _coerce(value, hints[name], prefix + name) for name, value in overrides.items()
-    }
+    values = {name: _coerce(value, hints[name], prefix + name) for name, value in overrides.items()}
     instance = cls(**values)
     check = getattr(instance, "validate", None)
     if check is not None:

@@ -28,10 +28,24 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-DAEMONS = {"munged": "/usr/sbin/munged", "mungekey": "/usr/sbin/mungekey",
-           "slurmctld": "/usr/sbin/slurmctld", "slurmd": "/usr/sbin/slurmd"}
-CLIENTS = ("srun", "sbatch", "squeue", "sacct", "sacctmgr", "scontrol", "sinfo", "scancel",
-           "sshare", "sstat")
+DAEMONS = {
+    "munged": "/usr/sbin/munged",
+    "mungekey": "/usr/sbin/mungekey",
+    "slurmctld": "/usr/sbin/slurmctld",
+    "slurmd": "/usr/sbin/slurmd",
+}
+CLIENTS = (
+    "srun",
+    "sbatch",
+    "squeue",
+    "sacct",
+    "sacctmgr",
+    "scontrol",
+    "sinfo",
+    "scancel",
+    "sshare",
+    "sstat",
+)
 REQUIRED_CLIENTS = ("srun", "sbatch", "squeue", "scontrol", "sinfo", "scancel")
 PACKAGES = "slurmctld slurmd slurm-client munge"
 NODE = "localhost"
@@ -92,15 +106,22 @@ class SlurmCluster:
     @property
     def env(self) -> dict[str, str]:
         """os.environ with the wrappers first on PATH, SLURM_CONF set, no stray SLURM_* vars."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SBATCH_", "SRUN_"))}
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SBATCH_", "SRUN_"))
+        }
         env["PATH"] = f"{self.bin}{os.pathsep}{env.get('PATH', '')}"
         env["SLURM_CONF"] = str(self.conf)
         return env
 
     def command(self, *args: str, timeout: float = 30, check: bool = True) -> str:
         """Run a SLURM client command against this cluster and return its stdout."""
-        proc = subprocess.run([str(self.bin / args[0]), *args[1:]], env=self.env,
-                              capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(
+            [str(self.bin / args[0]), *args[1:]],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         if check and proc.returncode != 0:
             raise RuntimeError(f"{' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
         return proc.stdout
@@ -112,11 +133,20 @@ class SlurmCluster:
             if not line.startswith("JobId="):
                 continue  # "No jobs in the system"
             fields = dict(item.split("=", 1) for item in line.split() if "=" in item)
-            jobs.append(Job(fields["JobId"], fields.get("JobName", ""), fields.get("JobState", ""),
-                            fields.get("ExitCode", ""), fields.get("Comment", ""),
-                            fields.get("StdOut", ""), fields.get("RunTime", ""),
-                            fields.get("TimeLimit", ""), fields.get("NumCPUs", ""),
-                            fields.get("MinMemoryNode", "")))
+            jobs.append(
+                Job(
+                    fields["JobId"],
+                    fields.get("JobName", ""),
+                    fields.get("JobState", ""),
+                    fields.get("ExitCode", ""),
+                    fields.get("Comment", ""),
+                    fields.get("StdOut", ""),
+                    fields.get("RunTime", ""),
+                    fields.get("TimeLimit", ""),
+                    fields.get("NumCPUs", ""),
+                    fields.get("MinMemoryNode", ""),
+                )
+            )
         return jobs
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -138,16 +168,25 @@ class SlurmCluster:
         while time.monotonic() < deadline:
             for name, proc in self.procs.items():
                 if proc.poll() is not None:
-                    raise RuntimeError(f"{name} exited with {proc.returncode} during start-up\n"
-                                       + self.diagnostics())
-            proc = subprocess.run([str(self.bin / "sinfo"), "-h", "-n", NODE, "-o", "%t"],
-                                  env=self.env, capture_output=True, text=True, timeout=10)
+                    raise RuntimeError(
+                        f"{name} exited with {proc.returncode} during start-up\n"
+                        + self.diagnostics()
+                    )
+            proc = subprocess.run(
+                [str(self.bin / "sinfo"), "-h", "-n", NODE, "-o", "%t"],
+                env=self.env,
+                capture_output=True,
+                text=True,
+                timeout=10,
+            )
             state = proc.stdout.strip()
             if state == "idle":
                 self.startup_seconds = time.monotonic() - start
                 return
             time.sleep(0.2)
-        raise RuntimeError(f"node not idle after {timeout} s (state {state!r})\n" + self.diagnostics())
+        raise RuntimeError(
+            f"node not idle after {timeout} s (state {state!r})\n" + self.diagnostics()
+        )
 
     def stop(self, grace: float = 5) -> None:
         """Cancel every job, then TERM (KILL after `grace` s) the daemons, in reverse order."""
@@ -165,14 +204,23 @@ class SlurmCluster:
 
     def active_jobs(self) -> list[str]:
         """IDs of jobs pending or running (squeue's default states)."""
-        proc = subprocess.run([str(self.bin / "squeue"), "-h", "-o", "%i"], env=self.env,
-                              capture_output=True, text=True, timeout=10)
+        proc = subprocess.run(
+            [str(self.bin / "squeue"), "-h", "-o", "%i"],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         return proc.stdout.split()
 
     def cancel_all(self, wait: float = 5) -> None:
         """scancel every job of the current user, and wait up to `wait` s for them to end."""
-        subprocess.run([str(self.bin / "scancel"), "--full", "--user", str(os.getuid())],
-                       env=self.env, capture_output=True, timeout=10)
+        subprocess.run(
+            [str(self.bin / "scancel"), "--full", "--user", str(os.getuid())],
+            env=self.env,
+            capture_output=True,
+            timeout=10,
+        )
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline and self.active_jobs():
             time.sleep(0.2)
@@ -189,9 +237,15 @@ class SlurmCluster:
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
         log = open(self.root / "log" / f"{name}.out", "w")
-        self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, env=env or self.env,
-                                            cwd=self.root, start_new_session=True)
+        self.procs[name] = subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env or self.env,
+            cwd=self.root,
+            start_new_session=True,
+        )
         log.close()
 
     def _write_wrappers(self) -> None:
@@ -206,15 +260,27 @@ class SlurmCluster:
     def _start_munge(self, timeout: float = 10) -> None:
         munge = self.root / "munge"
         key = munge / "munge.key"
-        subprocess.run([DAEMONS["mungekey"], "--create", f"--keyfile={key}", "--force"],
-                       check=True, capture_output=True, timeout=30)
+        subprocess.run(
+            [DAEMONS["mungekey"], "--create", f"--keyfile={key}", "--force"],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
         key.chmod(0o600)
         self.munge_socket = munge / "munge.sock"
-        self._spawn("munged", [
-            DAEMONS["munged"], "--foreground", "--force", f"--socket={self.munge_socket}",
-            f"--key-file={key}", f"--pid-file={munge / 'munged.pid'}",
-            f"--log-file={self.root / 'log' / 'munged.log'}", f"--seed-file={munge / 'munged.seed'}",
-        ])
+        self._spawn(
+            "munged",
+            [
+                DAEMONS["munged"],
+                "--foreground",
+                "--force",
+                f"--socket={self.munge_socket}",
+                f"--key-file={key}",
+                f"--pid-file={munge / 'munged.pid'}",
+                f"--log-file={self.root / 'log' / 'munged.log'}",
+                f"--seed-file={munge / 'munged.seed'}",
+            ],
+        )
         deadline = time.monotonic() + timeout
         while not self.munge_socket.exists():
             if self.procs["munged"].poll() is not None or time.monotonic() > deadline:
@@ -261,7 +327,8 @@ class SlurmCluster:
             # trust the node line below instead of comparing it with the detected hardware
             "SlurmdParameters=config_overrides",
             f"NodeName={NODE} NodeAddr=127.0.0.1 CPUs={self.cpus} Sockets=1 "
-            f"CoresPerSocket={self.cpus} ThreadsPerCore=1 RealMemory={self.memory_mb} State=UNKNOWN",
+            f"CoresPerSocket={self.cpus} ThreadsPerCore=1 RealMemory={self.memory_mb} "
+            "State=UNKNOWN",
             f"PartitionName={PARTITION} Nodes={NODE} Default=YES MaxTime=INFINITE State=UP",
         ]
         self.conf.write_text("\n".join(lines) + "\n")

@@ -40,10 +40,16 @@ def test_plain_open_zarr_is_warning_free(tmp_path, sample_set_ds):
         (lambda ds: ds.assign(samples=ds.samples.astype("float32")), "dtype float32"),
         (lambda ds: ds.drop_attrs().assign_attrs(method="ksivi"), "'label'"),
         (lambda ds: ds.rename({"param": "coord"}), "dims"),
-        (lambda ds: ds.assign(checkpoint_iteration=ds.checkpoint_iteration.astype("float64")),
-         "'checkpoint_iteration' has dtype float64"),
-        (lambda ds: ds.drop_attrs().assign_attrs(
-            {k: v for k, v in ds.attrs.items() if k != "stopped_on_budget"}), "'stopped_on_budget'"),
+        (
+            lambda ds: ds.assign(checkpoint_iteration=ds.checkpoint_iteration.astype("float64")),
+            "'checkpoint_iteration' has dtype float64",
+        ),
+        (
+            lambda ds: ds.drop_attrs().assign_attrs(
+                {k: v for k, v in ds.attrs.items() if k != "stopped_on_budget"}
+            ),
+            "'stopped_on_budget'",
+        ),
     ],
 )
 def test_write_rejects_schema_violations_naming_the_field(tmp_path, sample_set_ds, mutate, field):
@@ -56,15 +62,23 @@ def test_write_rejects_schema_violations_naming_the_field(tmp_path, sample_set_d
 
 def test_a_sample_set_without_checkpoints_fails_saying_to_train_again(tmp_path, sample_set_ds):
     """Stores written before checkpoints were stored are rejected with what to do about it."""
-    old = sample_set_ds.drop_vars(["checkpoint_samples", "checkpoint_iteration", "checkpoint_seconds"])
-    with pytest.raises(ArtifactError, match="missing variable 'checkpoint_samples'.*train the run again"):
+    old = sample_set_ds.drop_vars(
+        ["checkpoint_samples", "checkpoint_iteration", "checkpoint_seconds"]
+    )
+    with pytest.raises(
+        ArtifactError, match="missing variable 'checkpoint_samples'.*train the run again"
+    ):
         artifacts.write(old, tmp_path / "old.zarr", artifacts.SAMPLE_SET)
 
 
 def test_checkpoints_round_trip(tmp_path, sample_set_ds):
-    back = artifacts.read(artifacts.write(sample_set_ds, tmp_path / "s.zarr", artifacts.SAMPLE_SET),
-                          artifacts.SAMPLE_SET)
-    np.testing.assert_array_equal(back.checkpoint_samples.values, sample_set_ds.checkpoint_samples.values)
+    back = artifacts.read(
+        artifacts.write(sample_set_ds, tmp_path / "s.zarr", artifacts.SAMPLE_SET),
+        artifacts.SAMPLE_SET,
+    )
+    np.testing.assert_array_equal(
+        back.checkpoint_samples.values, sample_set_ds.checkpoint_samples.values
+    )
     assert back.checkpoint_iteration.values.tolist() == [1, 10, 20]
     assert back.checkpoint_samples.dims == ("checkpoint", "checkpoint_draw", "param")
     assert back.attrs["stopped_on_budget"] == 0
@@ -154,7 +168,9 @@ def test_job_killed_mid_write_leaves_no_store_that_validates(tmp_path, stage):
 
 
 def test_metric_sets_combine_with_nan_for_missing_metrics():
-    a = artifacts.metric_set({"kl": 1.0, "grid": 2.0}, "banana", "ksivi_v", 0, created="c", versions="{}")
+    a = artifacts.metric_set(
+        {"kl": 1.0, "grid": 2.0}, "banana", "ksivi_v", 0, created="c", versions="{}"
+    )
     b = artifacts.metric_set({"kl": 3.0}, "gmm1d", "ksivi_v", 1, created="c", versions="{}")
     table = artifacts.combine_metric_sets([a, b], created="c", versions="{}")
     artifacts.validate(table.assign_attrs(kind="MetricSet"), artifacts.METRIC_SET)

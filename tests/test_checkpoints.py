@@ -16,15 +16,23 @@ from sivi_engine.methods.checkpoints import checkpoint_iterations, log_schedule
 from sivi_engine.methods.ksivi import KSIVISettings
 from sivi_engine.methods.training import optimise
 from sivi_engine.settings import SettingsError, resolve
-from sivi_engine.targets import make_target
 from sivi_engine.steps.train import train
+from sivi_engine.targets import make_target
 
 CPU = torch.device("cpu")
 TINY = {"iterations": 30, "batch_size": 20, "num_draws": 50, "checkpoint_draws": 10}
 #: Every method, each with its sampler wired into the checkpoints.
-METHOD_CASES = [("ksivi", {}), ("sivi", {"mixing_draws": 5}), ("sivi_sm", {}), ("uivi", {}),
-                ("gvi_mf", {}), ("gvi_fr", {}), ("livi", {}), ("svgd", {"num_particles": 20}),
-                ("hksivi", {"layers": 2})]
+METHOD_CASES = [
+    ("ksivi", {}),
+    ("sivi", {"mixing_draws": 5}),
+    ("sivi_sm", {}),
+    ("uivi", {}),
+    ("gvi_mf", {}),
+    ("gvi_fr", {}),
+    ("livi", {}),
+    ("svgd", {"num_particles": 20}),
+    ("hksivi", {"layers": 2}),
+]
 
 
 def fit(method: str, overrides: dict, seed: int = 0):
@@ -37,8 +45,12 @@ def fit(method: str, overrides: dict, seed: int = 0):
 
 @pytest.mark.parametrize(
     ("iterations", "expected"),
-    [(1, (1,)), (7, (1, 2, 5, 7)), (120, (1, 2, 5, 10, 20, 50, 100, 120)),
-     (1000, (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000))],
+    [
+        (1, (1,)),
+        (7, (1, 2, 5, 7)),
+        (120, (1, 2, 5, 10, 20, 50, 100, 120)),
+        (1000, (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)),
+    ],
 )
 def test_default_schedule_is_1_2_5_per_decade_and_the_last_iteration(iterations, expected):
     assert log_schedule(iterations) == expected
@@ -52,11 +64,13 @@ def test_explicit_schedule_is_sorted_and_ends_at_the_last_iteration():
 
 @pytest.mark.parametrize(
     ("override", "message"),
-    [({"checkpoints": [0, 10]}, r"'checkpoints': iterations must lie in 1\.\.50.*got \[0\]"),
-     ({"checkpoints": [51]}, r"'checkpoints'.*got \[51\]"),
-     ({"checkpoint_draws": 0}, "'checkpoint_draws': must be >= 1"),
-     ({"budget_seconds": 0}, "'budget_seconds': must be > 0"),
-     ({"checkpoints": "10"}, "'checkpoints': expected a list")],
+    [
+        ({"checkpoints": [0, 10]}, r"'checkpoints': iterations must lie in 1\.\.50.*got \[0\]"),
+        ({"checkpoints": [51]}, r"'checkpoints'.*got \[51\]"),
+        ({"checkpoint_draws": 0}, "'checkpoint_draws': must be >= 1"),
+        ({"budget_seconds": 0}, "'budget_seconds': must be > 0"),
+        ({"checkpoints": "10"}, "'checkpoints': expected a list"),
+    ],
 )
 def test_bad_checkpoint_settings_name_the_field(override, message):
     with pytest.raises(SettingsError, match=message):
@@ -80,8 +94,9 @@ def test_checkpoints_leave_the_training_path_unchanged(method, extra):
     assert every.trace.checkpoint_iteration.tolist() == [1, 2, 5, 10, 20, 30]
     assert every.trace.checkpoint_samples.shape == (6, 10, 2)
     assert last_only.trace.checkpoint_iteration.tolist() == [30]
-    np.testing.assert_array_equal(every.trace.checkpoint_samples[-1],
-                                  last_only.trace.checkpoint_samples[-1])
+    np.testing.assert_array_equal(
+        every.trace.checkpoint_samples[-1], last_only.trace.checkpoint_samples[-1]
+    )
     # q moves between checkpoints: the stored draws are not all the same
     assert not np.array_equal(every.trace.checkpoint_samples[0], every.trace.checkpoint_samples[-1])
 
@@ -101,8 +116,9 @@ def test_a_budget_stops_at_a_checkpoint_on_the_unbudgeted_path():
     budgeted = fit("ksivi", schedule | {"budget_seconds": 1e-9})
     assert budgeted.trace.stopped_on_budget and not free.trace.stopped_on_budget
     assert budgeted.trace.iterations == 5 and budgeted.trace.checkpoint_iteration.tolist() == [5]
-    np.testing.assert_array_equal(budgeted.trace.checkpoint_samples[0],
-                                  free.trace.checkpoint_samples[0])
+    np.testing.assert_array_equal(
+        budgeted.trace.checkpoint_samples[0], free.trace.checkpoint_samples[0]
+    )
     assert fit("ksivi", schedule | {"budget_seconds": 1e6}).trace.iterations == 30
 
 
@@ -123,8 +139,9 @@ def test_checkpoint_time_is_kept_out_of_the_loop_clock():
         time.sleep(0.1)
         return x.detach().expand(n, 1)
 
-    trace = optimise(lambda step: (x - 1).square().sum(), [x], CommonSettings(iterations=10),
-                     sample=slow_sample)
+    trace = optimise(
+        lambda step: (x - 1).square().sum(), [x], CommonSettings(iterations=10), sample=slow_sample
+    )
     assert trace.checkpoint_iteration.tolist() == [1, 2, 5, 10]
     assert trace.checkpoint_overhead_seconds >= 0.4
     assert trace.checkpoint_seconds[-1] < 0.1 and trace.elapsed[-1] < 0.1
@@ -134,8 +151,14 @@ def test_checkpoint_time_is_kept_out_of_the_loop_clock():
 
 
 def test_train_stores_the_checkpoints_and_the_iterations_run(tmp_path):
-    overrides = {"iterations": 30, "batch_size": 20, "num_draws": 50, "checkpoint_draws": 10,
-                 "checkpoints": [5, 20], "budget_seconds": 1e-9}
+    overrides = {
+        "iterations": 30,
+        "batch_size": 20,
+        "num_draws": 50,
+        "checkpoint_draws": 10,
+        "checkpoints": [5, 20],
+        "budget_seconds": 1e-9,
+    }
     path = train("ksivi", "banana", 0, tmp_path / "s.zarr", "cpu", overrides)
     ds = artifacts.read(path, artifacts.SAMPLE_SET)
     assert ds.checkpoint_samples.shape == (1, 10, 2)

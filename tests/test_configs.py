@@ -49,12 +49,17 @@ def test_every_block_resolves_to_valid_settings(path: Path) -> None:
     for target, method, block in per_target_blocks(config):
         assert method in METHODS, f"{path.name}: targets.{target}.methods.{method} is not a method"
         target_obj = make_target(target, config["targets"][target].get("settings", {}))
-        merged = {**target_obj.method_defaults(METHODS[method].Settings),
-                  **config.get("method_settings", {}), **settings_of(block)}
+        merged = {
+            **target_obj.method_defaults(METHODS[method].Settings),
+            **config.get("method_settings", {}),
+            **settings_of(block),
+        }
         resolve(METHODS[method].Settings, merged)
-    for label, spec in config["methods"].items():
-        resolve(METHODS[spec["method"]].Settings,
-                {**config.get("method_settings", {}), **settings_of(spec)})
+    for spec in config["methods"].values():
+        resolve(
+            METHODS[spec["method"]].Settings,
+            {**config.get("method_settings", {}), **settings_of(spec)},
+        )
 
 
 def test_paper_reproduction_rows_point_at_configured_runs() -> None:

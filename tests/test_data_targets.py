@@ -197,8 +197,14 @@ def test_csv_pair_round_trip(tmp_path: Path) -> None:
     arrays = _small_split(np.random.default_rng(2))
     for part in ("train", "test"):
         table = np.column_stack([arrays[f"X_{part}"], arrays[f"y_{part}"]])
-        np.savetxt(tmp_path / f"wave_{part}.csv", table, delimiter=",", fmt="%.17g",
-                   header="one,a,b,c,label", comments="")
+        np.savetxt(
+            tmp_path / f"wave_{part}.csv",
+            table,
+            delimiter=",",
+            fmt="%.17g",
+            header="one,a,b,c,label",
+            comments="",
+        )
     target = make_target("blr_waveform", {"data_file": str(tmp_path / "wave_train.csv")})
     _assert_loaded(target, arrays)
     assert target.dim == 4
@@ -399,8 +405,9 @@ def test_bnn_user_csv(tmp_path: Path) -> None:
     x = rng.standard_normal((60, 3))
     y = 5 + x @ np.array([1.0, -2.0, 0.5]) + 0.1 * rng.standard_normal(60)
     path = tmp_path / "regression.csv"
-    np.savetxt(path, np.column_stack([x, y]), delimiter=",", fmt="%.17g", header="a,b,c,y",
-               comments="")
+    np.savetxt(
+        path, np.column_stack([x, y]), delimiter=",", fmt="%.17g", header="a,b,c,y", comments=""
+    )
     target = make_target("bnn_diabetes", {"data_file": str(path), "split_seed": 2})
     test = np.random.default_rng(2).permutation(60)[:6]  # 10% of 60 rows
     assert target.X_train.shape == (54, 3) and target.dim == 3 * 50 + 101
@@ -424,18 +431,28 @@ def test_blr_defaults_take_sigma_from_the_posterior_curvature(tmp_path: Path) ->
     target = make_target("blr_waveform")
     defaults = target.method_defaults(KSIVISettings)
     assert {k: defaults[k] for k in ("iterations", "batch_size", "lr_decay_every", "z_dim")} == {
-        "iterations": 20_000, "batch_size": 100, "lr_decay_every": 3000, "z_dim": 10}
+        "iterations": 20_000,
+        "batch_size": 100,
+        "lr_decay_every": 3000,
+        "z_dim": 10,
+    }
     sigma = defaults["init_sigma"]
     # init_sigma is λ_max^(−1/2) at the Newton mode, rounded to 3 significant digits (≤ 0.5 %).
-    assert sigma == pytest.approx(_narrowest_laplace_sd(target, _posterior_mode(target)[0]),
-                                  rel=5e-3)
+    assert sigma == pytest.approx(
+        _narrowest_laplace_sd(target, _posterior_mode(target)[0]), rel=5e-3
+    )
     # Measured 0.0709, 14 % below KSIVI's σ₀ = e^−2.5 = 0.082 for its waveform split.
     assert 0.8 * math.exp(-2.5) < sigma < math.exp(-2.5)
     # A data file with every column 10× larger: β/10 has the same likelihood, so σ₀ shrinks
     # 10×, up to the N(0, 100) prior's curvature 0.01, which is 0.5 % of λ_max/100 ≈ 2.
     path = tmp_path / "scaled.npz"
-    np.savez(path, X_train=10 * target.X_train.numpy(), y_train=target.y_train.numpy(),
-             X_test=10 * target.X_test.numpy(), y_test=target.y_test.numpy())
+    np.savez(
+        path,
+        X_train=10 * target.X_train.numpy(),
+        y_train=target.y_train.numpy(),
+        X_test=10 * target.X_test.numpy(),
+        y_test=target.y_test.numpy(),
+    )
     scaled = make_target("blr_waveform", {"data_file": str(path)})
     # 0.5 % prior effect + 2 × 0.5 % rounding: 2 %.
     scaled_sigma = scaled.method_defaults(KSIVISettings)["init_sigma"]
@@ -445,10 +462,17 @@ def test_blr_defaults_take_sigma_from_the_posterior_curvature(tmp_path: Path) ->
 def test_diffusion_defaults_are_ksivis_with_a_laplace_sigma() -> None:
     target = make_target("diffusion")
     defaults = target.method_defaults(KSIVISettings)
-    assert {k: defaults[k] for k in ("iterations", "batch_size", "lr_decay_every", "z_dim",
-                                     "hidden", "lr")} == {
-        "iterations": 100_000, "batch_size": 128, "lr_decay_every": 10_000, "z_dim": 100,
-        "hidden": (128, 128), "lr": 2e-4}
+    assert {
+        k: defaults[k]
+        for k in ("iterations", "batch_size", "lr_decay_every", "z_dim", "hidden", "lr")
+    } == {
+        "iterations": 100_000,
+        "batch_size": 128,
+        "lr_decay_every": 10_000,
+        "z_dim": 100,
+        "hidden": (128, 128),
+        "lr": 2e-4,
+    }
     assert "lr" not in target.method_defaults(SVGDSettings)  # SVGD's lr is an AdaGrad step
     mode = posterior_mode(target, torch.zeros(target.dim, dtype=torch.float64))
     # The mode is one: the score there is ~4e-5 against entries of ~1e2–1e3 away from it.
@@ -461,10 +485,15 @@ def test_diffusion_defaults_are_ksivis_with_a_laplace_sigma() -> None:
 def test_bnn_defaults_are_ksivis_with_a_laplace_sigma() -> None:
     target = make_target("bnn_diabetes")
     defaults = target.method_defaults(KSIVISettings)
-    assert {k: defaults[k] for k in ("iterations", "batch_size", "lr_decay_every", "z_dim",
-                                     "hidden")} == {
-        "iterations": 20_000, "batch_size": 100, "lr_decay_every": 3000, "z_dim": 3,
-        "hidden": (10, 10)}
+    assert {
+        k: defaults[k] for k in ("iterations", "batch_size", "lr_decay_every", "z_dim", "hidden")
+    } == {
+        "iterations": 20_000,
+        "batch_size": 100,
+        "lr_decay_every": 3000,
+        "z_dim": 3,
+        "hidden": (10, 10),
+    }
     # −∂² log p / ∂b2² = γ N (every training point sees the output bias): λ_max ≥ γ N, so σ₀ ≤
     # (γ N)^(−1/2) ≈ 0.035. Measured 0.0048, the output weights' curvature; the bound catches a
     # search that never left the prior scale, and 1e-3 (the package's σ floor) a runaway one.

@@ -12,8 +12,8 @@ from sivi_engine import artifacts
 from sivi_engine.metrics import EvaluationSettings
 from sivi_engine.metrics.gate import divergence_reasons, gate_reasons, trusted_evidence
 from sivi_engine.settings import SettingsError
-from sivi_engine.targets import make_target
 from sivi_engine.steps.evaluate import evaluate
+from sivi_engine.targets import make_target
 
 ALL = trusted_evidence("exact", {"iid": True})
 SETTINGS = EvaluationSettings()
@@ -30,10 +30,18 @@ def test_reference_trust():
 def test_rules_name_the_value_and_the_setting():
     """The waveform runs of issue 9: a broken KSIVI 67 posterior sds off with LPD −2.53 against
     NUTS's −0.34 fails both rules; a good one (0.55 sds, −0.353) passes."""
-    broken = {"mean_error_std": 67.0, "sd_ratio_log_max": 0.4, "test_log_likelihood": -2.53,
-              "reference_test_log_likelihood": -0.34}
-    good = {"mean_error_std": 0.55, "sd_ratio_log_max": 0.2, "test_log_likelihood": -0.353,
-            "reference_test_log_likelihood": -0.34}
+    broken = {
+        "mean_error_std": 67.0,
+        "sd_ratio_log_max": 0.4,
+        "test_log_likelihood": -2.53,
+        "reference_test_log_likelihood": -0.34,
+    }
+    good = {
+        "mean_error_std": 0.55,
+        "sd_ratio_log_max": 0.2,
+        "test_log_likelihood": -0.353,
+        "reference_test_log_likelihood": -0.34,
+    }
     assert gate_reasons(broken, ALL, SETTINGS) == [
         "mean_error_std = 67 (exceeds gate_mean_error_sd = 3)",
         "test_lpd_drop = 2.19 (exceeds gate_lpd_drop = 0.5)",
@@ -41,24 +49,36 @@ def test_rules_name_the_value_and_the_setting():
     assert gate_reasons(good, ALL, SETTINGS) == []
     # An SGLD reference vouches only for the predictive rule.
     assert gate_reasons(broken, frozenset({"predictive"}), SETTINGS) == [
-        "test_lpd_drop = 2.19 (exceeds gate_lpd_drop = 0.5)"]
+        "test_lpd_drop = 2.19 (exceeds gate_lpd_drop = 0.5)"
+    ]
     assert gate_reasons({"sd_ratio_log_max": float("nan")}, ALL, SETTINGS) != []
 
 
 def test_divergence_reasons():
     assert divergence_reasons("ok", True) == []
-    assert divergence_reasons("diverged", False) == ["training status 'diverged'",
-                                                     "non-finite draws"]
+    assert divergence_reasons("diverged", False) == [
+        "training status 'diverged'",
+        "non-finite draws",
+    ]
 
 
 def write_reference(target_name: str, path, n: int = 4000):
     target = make_target(target_name, {})
     draws = target.sample(n, torch.Generator().manual_seed(0)).numpy()
     ds = artifacts.reference_draws(
-        draws[None], target.param_names(), target=target_name, target_settings="{}",
-        target_hash="h", engine="exact", engine_settings="{}", seed=0,
-        diagnostics=artifacts.json_attr({"iid": True}), wall_seconds=0.0, versions="{}",
-        created="now")
+        draws[None],
+        target.param_names(),
+        target=target_name,
+        target_settings="{}",
+        target_hash="h",
+        engine="exact",
+        engine_settings="{}",
+        seed=0,
+        diagnostics=artifacts.json_attr({"iid": True}),
+        wall_seconds=0.0,
+        versions="{}",
+        created="now",
+    )
     artifacts.write(ds, path, artifacts.REFERENCE_DRAWS)
     return target
 
@@ -66,26 +86,50 @@ def write_reference(target_name: str, path, n: int = 4000):
 def write_samples(target, samples: np.ndarray, path, status: str = "ok"):
     """A one-iteration SampleSet whose one checkpoint holds 200 of its draws (scored cheaply)."""
     ds = artifacts.sample_set(
-        samples, target.param_names(), step=np.arange(1), loss=np.zeros(1), elapsed=np.zeros(1),
-        checkpoint_samples=samples[None, :200], checkpoint_iteration=np.ones(1),
+        samples,
+        target.param_names(),
+        step=np.arange(1),
+        loss=np.zeros(1),
+        elapsed=np.zeros(1),
+        checkpoint_samples=samples[None, :200],
+        checkpoint_iteration=np.ones(1),
         checkpoint_seconds=np.ones(1),
-        method="m", label="m", target=target.name, target_settings="{}", seed=0, settings="{}",
-        code_hash="c", device="cpu", wall_seconds=1.0, iterations=1, status=status,
-        diagnostics="{}", stopped_on_budget=0, checkpoint_overhead_seconds=0.0, versions="{}",
-        created="now")
+        method="m",
+        label="m",
+        target=target.name,
+        target_settings="{}",
+        seed=0,
+        settings="{}",
+        code_hash="c",
+        device="cpu",
+        wall_seconds=1.0,
+        iterations=1,
+        status=status,
+        diagnostics="{}",
+        stopped_on_budget=0,
+        checkpoint_overhead_seconds=0.0,
+        versions="{}",
+        created="now",
+    )
     artifacts.write(ds, path, artifacts.SAMPLE_SET)
 
 
 def evaluated(tmp_path, name: str, overrides=None) -> tuple[dict[str, float], list[str]]:
-    out = evaluate(tmp_path / f"{name}.zarr", tmp_path / "reference.zarr",
-                         tmp_path / f"{name}-metrics.zarr", overrides or {}, device="cpu")
+    out = evaluate(
+        tmp_path / f"{name}.zarr",
+        tmp_path / "reference.zarr",
+        tmp_path / f"{name}-metrics.zarr",
+        overrides or {},
+        device="cpu",
+    )
     ds = artifacts.read(out, artifacts.METRIC_SET)
     metrics = {key: float(ds[key].values.item()) for key in ds.data_vars}
     return metrics, json.loads(ds.attrs["suspect_reasons"])
 
 
-@pytest.mark.parametrize("target_name, location", [("banana", "mean_error_std"),
-                                                   ("student_t2d", "median_error_iqr")])
+@pytest.mark.parametrize(
+    "target_name, location", [("banana", "mean_error_std"), ("student_t2d", "median_error_iqr")]
+)
 def test_evaluate_marks_a_shifted_fit_suspect_and_exact_draws_not(tmp_path, target_name, location):
     """Exact draws (another seed) pass; the same draws shifted by 10 reference sds (banana) or
     10 IQRs (student_t2d, infinite variance: the quantile rule) are suspect with that reason.
@@ -103,7 +147,9 @@ def test_evaluate_marks_a_shifted_fit_suspect_and_exact_draws_not(tmp_path, targ
     bad, bad_reasons = evaluated(tmp_path, "shifted", {"num_draws": 1000})
     assert bad["suspect"] == 1.0 and bad["diverged"] == 0.0
     assert [reason.split(" = ")[0] for reason in bad_reasons] == [location]
-    assert bad[location] == pytest.approx(10, rel=0.1)  # reference and q's spreads differ by MC error
+    assert bad[location] == pytest.approx(
+        10, rel=0.1
+    )  # reference and q's spreads differ by MC error
 
 
 def test_evaluate_marks_a_diverged_run_and_checks_num_draws(tmp_path):

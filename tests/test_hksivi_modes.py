@@ -15,7 +15,6 @@ from sivi_engine.methods.hksivi import (
     AnnealedTarget,
     HKSIVISettings,
     LangevinLayer,
-    annealed_log_prob,
     annealed_score,
     annealing_schedule,
     evaluate,
@@ -225,8 +224,9 @@ def test_tuned_last_step_accepts_the_target_rate_at_the_target(name):
     x = target.sample(20_000, torch.Generator().manual_seed(5))
     rates = {}
     for h in (step, 4 * step):
-        _, log_alpha = mala_proposal(density, evaluate(density, x), h, settings.drift_clip,
-                                     torch.randn_like(x))
+        _, log_alpha = mala_proposal(
+            density, evaluate(density, x), h, settings.drift_clip, torch.randn_like(x)
+        )
         rates[h] = mean_acceptance(log_alpha)
     assert abs(rates[step] - 0.9) <= 0.06, rates
     assert rates[4 * step] < 0.8, rates
@@ -258,8 +258,12 @@ def test_elbo_sandwich_of_untrained_hksivi_brackets_the_closed_form_elbo():
     torch.manual_seed(0)
     q = initial_model(target, settings, 1000, CPU)
     cov_p, cov_q = target.covariance(), untrained_covariance(target, settings, tuned(q))
-    elbo = -0.5 * (np.trace(np.linalg.solve(cov_p, cov_q)) - 2
-                   + np.linalg.slogdet(cov_p)[1] - np.linalg.slogdet(cov_q)[1])
+    elbo = -0.5 * (
+        np.trace(np.linalg.solve(cov_p, cov_q))
+        - 2
+        + np.linalg.slogdet(cov_p)[1]
+        - np.linalg.slogdet(cov_q)[1]
+    )
     runs = []
     for seed in range(5):
         torch.manual_seed(seed)

@@ -7,7 +7,12 @@ import math
 import pytest
 import torch
 
-from sivi_engine.kernels import KernelSettings, gram, median_heuristic_bandwidth_squared, quadratic_form
+from sivi_engine.kernels import (
+    KernelSettings,
+    gram,
+    median_heuristic_bandwidth_squared,
+    quadratic_form,
+)
 
 F64 = torch.float64
 LOG4 = math.log(4.0)  # log(n + 1) for n = 3 points
@@ -26,8 +31,9 @@ def test_median_rule_gaussian_bandwidth():
     sq = torch.tensor([[0.0, 1.0, 4.0], [1.0, 0.0, 5.0], [4.0, 5.0, 0.0]], dtype=F64)
     assert median_heuristic_bandwidth_squared(sq, 3).item() == pytest.approx(0.5 / LOG4, rel=1e-15)
     expected = torch.tensor([[1, 4**-1, 4**-4], [4**-1, 1, 4**-5], [4**-4, 4**-5, 1]], dtype=F64)
-    torch.testing.assert_close(gram(TRIANGLE, TRIANGLE, KernelSettings()), expected,
-                               rtol=1e-14, atol=0)
+    torch.testing.assert_close(
+        gram(TRIANGLE, TRIANGLE, KernelSettings()), expected, rtol=1e-14, atol=0
+    )
 
 
 def test_imq_gram_with_the_median_rule():
@@ -37,8 +43,9 @@ def test_imq_gram_with_the_median_rule():
     ab, ac, bc = ((1 + s * LOG4) ** -0.5 for s in (1, 4, 5))
     assert (ab, ac, bc) == pytest.approx((0.647348, 0.390876, 0.355077), abs=1e-6)
     expected = torch.tensor([[1, ab, ac], [ab, 1, bc], [ac, bc, 1]], dtype=F64)
-    torch.testing.assert_close(gram(TRIANGLE, TRIANGLE, KernelSettings(name="imq")), expected,
-                               rtol=1e-14, atol=0)
+    torch.testing.assert_close(
+        gram(TRIANGLE, TRIANGLE, KernelSettings(name="imq")), expected, rtol=1e-14, atol=0
+    )
 
 
 def test_imq_gram_with_a_fixed_bandwidth_and_exponent():
@@ -46,11 +53,16 @@ def test_imq_gram_with_a_fixed_bandwidth_and_exponent():
     y = (0, 0) itself 1. The cross Gram is 1 × 2."""
     x = torch.zeros(1, 2, dtype=F64)
     y = torch.tensor([[1.0, 2.0], [0.0, 0.0]], dtype=F64)
-    torch.testing.assert_close(gram(x, y, KernelSettings(name="imq", bandwidth=2.0)),
-                               torch.tensor([[2 / 3, 1.0]], dtype=F64), rtol=1e-15, atol=0)
+    torch.testing.assert_close(
+        gram(x, y, KernelSettings(name="imq", bandwidth=2.0)),
+        torch.tensor([[2 / 3, 1.0]], dtype=F64),
+        rtol=1e-15,
+        atol=0,
+    )
     settings = KernelSettings(name="imq", bandwidth=2.0, imq_beta=-0.75)
-    torch.testing.assert_close(gram(x, y, settings), torch.tensor([[2.25**-0.75, 1.0]], dtype=F64),
-                               rtol=1e-15, atol=0)
+    torch.testing.assert_close(
+        gram(x, y, settings), torch.tensor([[2.25**-0.75, 1.0]], dtype=F64), rtol=1e-15, atol=0
+    )
 
 
 def test_riesz_gram_uses_the_l1_norm_and_its_median_scale():
@@ -59,14 +71,23 @@ def test_riesz_gram_uses_the_l1_norm_and_its_median_scale():
     h = 2/log 4 and K = N · log 4 / 2 = N · log 2. (The Euclidean norm would give pq
     √2 + √5 − √5 ≠ 2.)"""
     numerator = torch.tensor([[4.0, 2.0, 2.0], [2.0, 6.0, 0.0], [2.0, 0.0, 8.0]], dtype=F64)
-    torch.testing.assert_close(gram(OFF_AXIS, OFF_AXIS, KernelSettings(name="riesz")),
-                               numerator * math.log(2.0), rtol=1e-14, atol=0)
-    torch.testing.assert_close(gram(OFF_AXIS, OFF_AXIS, KernelSettings(name="riesz", bandwidth=0.5)),
-                               2.0 * numerator, rtol=1e-15, atol=0)
+    torch.testing.assert_close(
+        gram(OFF_AXIS, OFF_AXIS, KernelSettings(name="riesz")),
+        numerator * math.log(2.0),
+        rtol=1e-14,
+        atol=0,
+    )
+    torch.testing.assert_close(
+        gram(OFF_AXIS, OFF_AXIS, KernelSettings(name="riesz", bandwidth=0.5)),
+        2.0 * numerator,
+        rtol=1e-15,
+        atol=0,
+    )
 
 
 def kernel_value(name: str, a: torch.Tensor, b: torch.Tensor, scale: float) -> torch.Tensor:
-    """One kernel entry from its formula, with a constant scale (h² for Gaussian and IMQ, h for Riesz)."""
+    """One kernel entry from its formula, with a constant scale (h² for Gaussian and IMQ, h for
+    Riesz)."""
     if name == "gaussian":
         return torch.exp(-((a - b) ** 2).sum() / (2 * scale))
     if name == "imq":
@@ -93,12 +114,19 @@ def test_quadratic_form_equals_a_direct_double_sum(name):
     bandwidth is differentiated through (the fused path is checked against autograd in
     test_ksivi). float64 round-off."""
     gen = torch.Generator().manual_seed(3)
-    x, f, y, g = (torch.randn(n, 2, generator=gen, dtype=F64, requires_grad=True)
-                  for n in (7, 7, 5, 5))
+    x, f, y, g = (
+        torch.randn(n, 2, generator=gen, dtype=F64, requires_grad=True) for n in (7, 7, 5, 5)
+    )
     settings = KernelSettings(name=name)
     scale = median_rule_scale(name, x.detach(), y.detach())
-    direct = sum(kernel_value(name, x[i], y[j], scale) * (f[i] @ g[j])
-                 for i in range(7) for j in range(5)) / 35
+    direct = (
+        sum(
+            kernel_value(name, x[i], y[j], scale) * (f[i] @ g[j])
+            for i in range(7)
+            for j in range(5)
+        )
+        / 35
+    )
     q = quadratic_form(x, f, y, g, settings, exclude_diagonal=False)
     torch.testing.assert_close(q, direct, rtol=1e-12, atol=0)
     grads_q = torch.autograd.grad(q, [x, f, y, g])

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from sivi_engine.kernels import KERNEL_ONLY_MAX_DIM, KernelSettings, gram, lower_median, quadratic_form
+from sivi_engine.kernels import (
+    KERNEL_ONLY_MAX_DIM,
+    KernelSettings,
+    gram,
+    lower_median,
+    quadratic_form,
+)
 from sivi_engine.methods.ksivi import (
     KSIVI,
     RESIDUAL_WEIGHTINGS,
@@ -34,12 +40,16 @@ def reference_quadratic_form(x, f, y, g, settings, exclude_diagonal):
 @pytest.mark.parametrize("exclude_diagonal", [False, True])
 @pytest.mark.parametrize("kernel", ["gaussian", "imq", "riesz"])
 @pytest.mark.parametrize("dim", [2, KERNEL_ONLY_MAX_DIM, 5])
-def test_quadratic_form_value_and_gradients_match_autograd(bandwidth, exclude_diagonal, kernel, dim):
+def test_quadratic_form_value_and_gradients_match_autograd(
+    bandwidth, exclude_diagonal, kernel, dim
+):
     """The fused Gaussian path (hand-written backward, median bandwidth included; products with
     K alone for d ≤ 3, with W above) equals autograd of the definition to float64 round-off."""
     gen = torch.Generator().manual_seed(1)
-    x, f, y, g = (torch.randn(60, dim, generator=gen, dtype=torch.float64, requires_grad=True)
-                  for _ in range(4))
+    x, f, y, g = (
+        torch.randn(60, dim, generator=gen, dtype=torch.float64, requires_grad=True)
+        for _ in range(4)
+    )
     if exclude_diagonal:
         y, g = x, f
     settings = KernelSettings(name=kernel, bandwidth=bandwidth)
@@ -80,7 +90,9 @@ def ksd_batches(sigma_q: float, estimator: str, batches: int = 400, n: int = 100
         eps = torch.randn(size, 2, generator=gen, dtype=torch.float64)
         x = z @ a.T + sigma_q * eps
         f = target.score(x) + eps / sigma_q
-        values.append(quadratic_form(x[:n], f[:n], x[-n:], f[-n:], settings, estimator == "ustat").item())
+        values.append(
+            quadratic_form(x[:n], f[:n], x[-n:], f[-n:], settings, estimator == "ustat").item()
+        )
     return np.array(values)
 
 
@@ -106,8 +118,9 @@ def test_ksivi_recovers_a_correlated_gaussian(estimator):
     """
     torch.manual_seed(0)
     target = make_target("gaussian", {"correlation": 0.8})
-    settings = resolve(KSIVISettings, {"iterations": 2000, "batch_size": 200, "lr": 3e-3,
-                                       "estimator": estimator})
+    settings = resolve(
+        KSIVISettings, {"iterations": 2000, "batch_size": 200, "lr": 3e-3, "estimator": estimator}
+    )
     draws = KSIVI().fit(target, settings, torch.device("cpu")).samples.double().numpy()
     np.testing.assert_allclose(draws.mean(0), target.mean_vector(), atol=0.1)
     np.testing.assert_allclose(np.cov(draws.T), target.covariance(), atol=0.15)
@@ -121,17 +134,23 @@ def test_inverse_covariance_weighting_by_hand():
     x = torch.tensor([[0.0, 0.0], [2.0, 0.0], [0.0, 2.0]], dtype=torch.float64)
     f = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, -1.0]], dtype=torch.float64)
     expected = torch.tensor([[1.0, 0.5], [0.5, 1.0], [1.5, 0.0]], dtype=torch.float64)
-    torch.testing.assert_close(RESIDUAL_WEIGHTINGS["inverse_covariance"](x, f), expected,
-                               rtol=0, atol=1e-7)
+    torch.testing.assert_close(
+        RESIDUAL_WEIGHTINGS["inverse_covariance"](x, f), expected, rtol=0, atol=1e-7
+    )
     assert RESIDUAL_WEIGHTINGS["identity"](x, f) is f
 
 
 def test_annealing_and_log_density_factors():
     """a(t) = min(1, (t + 1)/T): 0.5 at step 4 of T = 10, 1 from step 9 on, 1 without annealing.
     The log-density factor λ a(t) = 0.05 · 0.5 at step 4 and 0 from T_λ = 6 on."""
-    settings = resolve(KSIVISettings, {"anneal_iterations": 10, "log_density_weight": 0.05,
-                                       "log_density_iterations": 6})
-    assert annealing_weight(4, 10) == 0.5 and annealing_weight(9, 10) == annealing_weight(50, 10) == 1.0
+    settings = resolve(
+        KSIVISettings,
+        {"anneal_iterations": 10, "log_density_weight": 0.05, "log_density_iterations": 6},
+    )
+    assert (
+        annealing_weight(4, 10) == 0.5
+        and annealing_weight(9, 10) == annealing_weight(50, 10) == 1.0
+    )
     assert annealing_weight(0, 0) == 1.0
     assert log_density_factor(4, 0.5, settings) == pytest.approx(0.025, rel=1e-15)
     assert log_density_factor(6, 0.7, settings) == 0.0
@@ -146,14 +165,22 @@ def test_student_t_recipe_loss_is_the_weighted_ksd_minus_the_log_density_term():
     gen = torch.Generator().manual_seed(4)
     x = torch.randn(8, 2, generator=gen, dtype=torch.float64)
     conditional_score = torch.randn(8, 2, generator=gen, dtype=torch.float64)
-    settings = resolve(KSIVISettings, {"batch_size": 4, "anneal_iterations": 6,
-                                       "residual_weighting": "inverse_covariance",
-                                       "log_density_weight": 0.05, "log_density_iterations": 10,
-                                       "kernel": {"name": "riesz"}})
+    settings = resolve(
+        KSIVISettings,
+        {
+            "batch_size": 4,
+            "anneal_iterations": 6,
+            "residual_weighting": "inverse_covariance",
+            "log_density_weight": 0.05,
+            "log_density_iterations": 10,
+            "kernel": {"name": "riesz"},
+        },
+    )
     f = 0.5 * target.score(x) - conditional_score
     first = x[:4] - x[:4].mean(0)
     precision = torch.linalg.inv(first.T @ first / 3)
     ksd = (gram(x[:4], x[4:], settings.kernel) * (f[:4] @ precision @ f[4:].T)).mean()
     expected = ksd - 0.05 * 0.5 * target.log_prob(x[:4]).mean()
-    torch.testing.assert_close(ksivi_loss(target, x, conditional_score, 2, settings), expected,
-                               rtol=1e-7, atol=0)
+    torch.testing.assert_close(
+        ksivi_loss(target, x, conditional_score, 2, settings), expected, rtol=1e-7, atol=0
+    )

@@ -21,9 +21,9 @@ from sivi_engine.reference.diagnostics import DiagnosticsGateError
 from sivi_engine.reference.sgld import SgldSettings
 from sivi_engine.reference.stan import CACHE_ENV, cache_root, cmdstan_found, resolve_backend
 from sivi_engine.settings import SettingsError, resolve
+from sivi_engine.steps.reference import reference
 from sivi_engine.targets import make_target
 from sivi_engine.targets.linear_regression import LinearRegression
-from sivi_engine.steps.reference import reference
 
 TARGET = "linreg_conjugate"
 #: Monte-Carlo standard errors allowed between an estimate and its exact value (the issue's
@@ -52,8 +52,9 @@ def ess_loop(x: np.ndarray) -> float:
     """Line-by-line transcription of ``ess_rfun`` of Stan's R interface / ``posterior``
     (Vehtari et al. 2021, appendix code) for one parameter, x shaped (chain, draw)."""
     chains, n = x.shape
-    acov = np.array([[np.sum((c[: n - t] - c.mean()) * (c[t:] - c.mean())) / n for t in range(n)]
-                     for c in x])  # biased autocovariance (Geyer 1992)
+    acov = np.array(
+        [[np.sum((c[: n - t] - c.mean()) * (c[t:] - c.mean())) / n for t in range(n)] for c in x]
+    )  # biased autocovariance (Geyer 1992)
     mean_var = acov[:, 0].mean() * n / (n - 1)
     var_plus = mean_var * (n - 1) / n + (x.mean(axis=1).var(ddof=1) if chains > 1 else 0.0)
     rho = np.zeros(n)
@@ -135,8 +136,13 @@ def test_ebfmi_on_known_energy_sequences():
 
 def test_gate_names_each_failing_diagnostic():
     settings = resolve(dg.GatedSettings, {})
-    summary = {"max_rhat": 1.02, "min_bulk_ess": 2000.0, "min_tail_ess": float("nan"),
-               "divergences": 3, "min_ebfmi": 0.5}
+    summary = {
+        "max_rhat": 1.02,
+        "min_bulk_ess": 2000.0,
+        "min_tail_ess": float("nan"),
+        "divergences": 3,
+        "min_ebfmi": 0.5,
+    }
     failures = dg.gate_failures(summary, settings)
     assert [f.split(" ")[0] for f in failures] == ["max_rhat", "min_tail_ess", "divergences"]
     with pytest.raises(DiagnosticsGateError, match="max_rhat = 1.02 .needs < rhat_max = 1.01"):
@@ -155,15 +161,17 @@ def assert_matches_gaussian(draws: np.ndarray, mean: np.ndarray, cov: np.ndarray
     so its MCSE is sd(zᵢⱼ)/sqrt(ESS(zᵢⱼ)) from the same ESS estimator as for the means."""
     flat = draws.reshape(-1, draws.shape[-1])
     mean_error = np.abs(flat.mean(axis=0) - mean)
-    assert np.all(mean_error < MCSE_TOLERANCE * dg.mcse_mean(draws)), mean_error / dg.mcse_mean(draws)
+    assert np.all(mean_error < MCSE_TOLERANCE * dg.mcse_mean(draws)), mean_error / dg.mcse_mean(
+        draws
+    )
     centred = draws - flat.mean(axis=0)
     i, j = np.triu_indices(draws.shape[-1])
     products = centred[..., i] * centred[..., j]
     estimate = products.reshape(-1, len(i)).mean(axis=0)
     cov_error = np.abs(estimate - cov[i, j])
     assert np.all(cov_error < MCSE_TOLERANCE * dg.mcse_mean(products) + slack), (
-        (cov_error - slack) / dg.mcse_mean(products)
-    )
+        cov_error - slack
+    ) / dg.mcse_mean(products)
 
 
 @pytest.fixture(scope="module")
@@ -189,7 +197,9 @@ def test_stan_artifact_records_engine_gate_and_sample_stats(stan_reference):
     assert ds.attrs["engine"] == "stan-nuts/pystan"
     diagnostics = json.loads(ds.attrs["diagnostics"])
     assert diagnostics["gate"] == {
-        "enforced": True, "passed": True, "failures": [],
+        "enforced": True,
+        "passed": True,
+        "failures": [],
         "thresholds": {"rhat_max": 1.01, "ess_min": 1000.0, "max_divergences": 0, "ebfmi_min": 0.2},
     }
     assert diagnostics["max_rhat"] < 1.01 and diagnostics["min_tail_ess"] >= 1000
@@ -210,10 +220,23 @@ def test_stan_gate_failure_exits_nonzero_and_writes_nothing(stan_reference, tmp_
     # No warmup: Stan's initial step size 1 is ~10× too large for posterior sds ≈ 0.1, so
     # transitions diverge; 10 draws per chain cannot reach an ESS of 1000.
     out = tmp_path / "bad.zarr"
-    code = cli.main([
-        "reference", "--target", TARGET, "--engine", "stan", "--out", str(out),
-        "--set", "backend=pystan", "--set", "warmup=0", "--set", "num_draws=40",
-    ])
+    code = cli.main(
+        [
+            "reference",
+            "--target",
+            TARGET,
+            "--engine",
+            "stan",
+            "--out",
+            str(out),
+            "--set",
+            "backend=pystan",
+            "--set",
+            "warmup=0",
+            "--set",
+            "num_draws=40",
+        ]
+    )
     message = capsys.readouterr().err
     assert code == 2
     assert "failed the diagnostics gate" in message
@@ -280,8 +303,14 @@ def sgld_settings(target: LinearRegression, bias: float) -> dict:
     eigenvalues = np.linalg.eigvalsh(target.posterior_precision())
     step = 4 * bias / eigenvalues.max()
     thin = int(np.ceil(6 / (step * eigenvalues.min())))
-    return {"step": step, "thin": thin, "burn_in": 5 * thin, "chains": 200, "num_draws": 4000,
-            "seed": 3}
+    return {
+        "step": step,
+        "thin": thin,
+        "burn_in": 5 * thin,
+        "chains": 200,
+        "num_draws": 4000,
+        "seed": 3,
+    }
 
 
 def test_sgld_matches_closed_form_up_to_its_step_bias(tmp_path):
@@ -295,8 +324,12 @@ def test_sgld_matches_closed_form_up_to_its_step_bias(tmp_path):
     # The O(ε) bias is at most 1% of a variance here (ελ_max/4 = 0.01) ...
     assert np.abs(biased - exact).max() <= 0.0102 * np.abs(exact).max()
     # ... and the draws agree with the closed form within 4 MCSE plus that exact bias.
-    assert_matches_gaussian(ds.draws.values, target.posterior_mean(), exact,
-                            slack=np.abs(biased - exact)[np.triu_indices(5)])
+    assert_matches_gaussian(
+        ds.draws.values,
+        target.posterior_mean(),
+        exact,
+        slack=np.abs(biased - exact)[np.triu_indices(5)],
+    )
     diagnostics = json.loads(ds.attrs["diagnostics"])
     # R̂ of 400 split chains of 10 draws scatters by ~0.01 even for exact draws: 1.05 flags
     # only chains that disagree.
@@ -323,7 +356,17 @@ def test_sgld_divergence_and_enforced_gate_raise():
     with pytest.raises(SettingsError, match="lower setting 'step'"):
         engine.run(target, resolve(SgldSettings, {"step": 10.0, "burn_in": 1000, "num_draws": 100}))
     # No burn-in from a start 10× wider than the prior: chains still remember their start.
-    gated = resolve(SgldSettings, {"step": 1e-3, "burn_in": 0, "thin": 1, "chains": 10,
-                                   "num_draws": 2000, "init_scale": 10.0, "enforce_gate": True})
+    gated = resolve(
+        SgldSettings,
+        {
+            "step": 1e-3,
+            "burn_in": 0,
+            "thin": 1,
+            "chains": 10,
+            "num_draws": 2000,
+            "init_scale": 10.0,
+            "enforce_gate": True,
+        },
+    )
     with pytest.raises(DiagnosticsGateError, match="max_rhat"):
         engine.run(target, gated)

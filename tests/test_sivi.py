@@ -133,8 +133,17 @@ def test_sivi_recovers_gaussian_mean_and_covariance(case):
     target_settings, overrides, mean_tol, cov_tol, kl_tol = RECOVERY_CASES[case]
     torch.manual_seed(0)
     target = make_target("gaussian", target_settings)
-    settings = resolve(SIVISettings, {"iterations": 1000, "batch_size": 200, "lr": 5e-3,
-                                      "lr_decay": 0.5, "lr_decay_every": 300, **overrides})
+    settings = resolve(
+        SIVISettings,
+        {
+            "iterations": 1000,
+            "batch_size": 200,
+            "lr": 5e-3,
+            "lr_decay": 0.5,
+            "lr_decay_every": 300,
+            **overrides,
+        },
+    )
     result = SIVI().fit(target, settings, torch.device("cpu"))
     draws = result.samples.double().numpy()
     assert result.trace.status == "ok"
@@ -152,8 +161,9 @@ def test_ksivi_reports_the_elbo_sandwich():
     """
     torch.manual_seed(0)
     target = make_target("gaussian", {"correlation": 0.8})
-    settings = resolve(KSIVISettings, {"iterations": 200, "batch_size": 100, "lr": 3e-3,
-                                       "num_draws": 100})
+    settings = resolve(
+        KSIVISettings, {"iterations": 200, "batch_size": 100, "lr": 3e-3, "num_draws": 100}
+    )
     diagnostics = KSIVI().fit(target, settings, torch.device("cpu")).diagnostics
     assert set(diagnostics) == {f"elbo_{side}_k{k}" for side in ("lower", "upper") for k in KS}
     assert all(math.isfinite(value) for value in diagnostics.values())
@@ -170,9 +180,19 @@ def test_fixed_sigma_stays_fixed_while_training(learn_sigma):
     MLP 10→40→60→40→2, 40 draws per step, K = 100)."""
     torch.manual_seed(0)
     target = make_target("gaussian", {"correlation": 0.8})
-    settings = resolve(SIVISettings, {"z_dim": 10, "hidden": [40, 60, 40], "init_sigma": 0.1,
-                                      "learn_sigma": learn_sigma, "batch_size": 40,
-                                      "iterations": 100, "lr": 1e-2, "num_draws": 100})
+    settings = resolve(
+        SIVISettings,
+        {
+            "z_dim": 10,
+            "hidden": [40, 60, 40],
+            "init_sigma": 0.1,
+            "learn_sigma": learn_sigma,
+            "batch_size": 40,
+            "iterations": 100,
+            "lr": 1e-2,
+            "num_draws": 100,
+        },
+    )
     q = build_family(target.dim, settings, torch.device("cpu"))
     assert any(p is q.log_sigma for p in q.parameters()) == learn_sigma
 

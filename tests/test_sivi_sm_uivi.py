@@ -11,8 +11,14 @@ import torch
 
 from sivi_engine.families.semi_implicit import SemiImplicitGaussian
 from sivi_engine.methods.sivi_sm import (
-    SIVISM, SIVISMSettings, annealing_weight, minimax_objective, score_net_step, score_network,
-    score_offset, score_residual,
+    SIVISM,
+    SIVISMSettings,
+    annealing_weight,
+    minimax_objective,
+    score_net_step,
+    score_network,
+    score_offset,
+    score_residual,
 )
 from sivi_engine.methods.uivi import UIVI, UIVISettings, hmc, marginal_score, reverse_conditional
 from sivi_engine.settings import SettingsError, resolve
@@ -86,10 +92,17 @@ def test_sivi_sm_schedules_match_the_reference_configs():
     assert score_offset(19_999, SIVISMSettings()) == 0.0
 
 
-@pytest.mark.parametrize("field, value", [
-    ("anneal_iterations", -1), ("anneal_start", 1.5), ("score_offset", -1.0),
-    ("score_offset_decay", 0.0), ("score_offset_decay", 1.1), ("score_offset_every", 0),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("anneal_iterations", -1),
+        ("anneal_start", 1.5),
+        ("score_offset", -1.0),
+        ("score_offset_decay", 0.0),
+        ("score_offset_decay", 1.1),
+        ("score_offset_every", 0),
+    ],
+)
 def test_sivi_sm_settings_reject_bad_schedule_values(field, value):
     with pytest.raises(SettingsError, match=field):
         resolve(SIVISMSettings, {field: value})
@@ -118,8 +131,9 @@ def linear_reverse() -> LinearReverse:
     sigma = 0.5
     cov_z = torch.linalg.inv(torch.eye(3, dtype=dtype) + a.T @ a / sigma**2)
     cov_q = a @ a.T + sigma**2 * torch.eye(2, dtype=dtype)
-    return LinearReverse(linear_family(a, sigma, dtype), cov_q, torch.linalg.cholesky(cov_z),
-                         cov_z @ a.T / sigma**2)
+    return LinearReverse(
+        linear_family(a, sigma, dtype), cov_q, torch.linalg.cholesky(cov_z), cov_z @ a.T / sigma**2
+    )
 
 
 def adapt_rounds(
@@ -132,7 +146,7 @@ def adapt_rounds(
         x = problem.q.rsample(chains).x
         _, draws = marginal_score(problem.q, x, problem.exact_reverse_draws(x), delta, settings)
         delta = draws.step_size
-        accepted.append(draws.accept_prob[settings.burn_in:].mean().item())
+        accepted.append(draws.accept_prob[settings.burn_in :].mean().item())
     return delta, accepted
 
 
@@ -182,7 +196,7 @@ def test_hmc_marginal_score_is_unbiased_for_a_linear_mean_net():
     chains = 5000
     x = points.repeat_interleave(chains, dim=0)
     score, draws = marginal_score(problem.q, x, problem.exact_reverse_draws(x), step_size, settings)
-    kept_acceptance = draws.accept_prob[settings.burn_in:].mean().item()
+    kept_acceptance = draws.accept_prob[settings.burn_in :].mean().item()
     assert abs(kept_acceptance - settings.target_acceptance) < 0.02
 
     score = score.reshape(len(points), chains, 2)
@@ -190,8 +204,9 @@ def test_hmc_marginal_score_is_unbiased_for_a_linear_mean_net():
     standard_error = score.std(1) / math.sqrt(chains)
     assert ((score.mean(1) - exact).abs() < 4 * standard_error).all()
 
-    draws = hmc(reverse_conditional(problem.q, x), problem.exact_reverse_draws(x), step_size,
-                settings)
+    draws = hmc(
+        reverse_conditional(problem.q, x), problem.exact_reverse_draws(x), step_size, settings
+    )
     offsets = (draws.kept[-1] - problem.reverse_mean(x)).T
     whitened = torch.linalg.solve_triangular(problem.chol_z, offsets, upper=False).T
     identity = torch.eye(3, dtype=torch.float64)
@@ -200,10 +215,18 @@ def test_hmc_marginal_score_is_unbiased_for_a_linear_mean_net():
         torch.testing.assert_close(torch.cov(chain_draws.T), identity, atol=0.08, rtol=0)
 
 
-@pytest.mark.parametrize("field, value", [
-    ("burn_in", -1), ("kept_draws", 0), ("leapfrog_steps", 0), ("hmc_step_size", 0.0),
-    ("target_acceptance", 1.0), ("target_acceptance", 0.0), ("adapt_rate", -0.1),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("burn_in", -1),
+        ("kept_draws", 0),
+        ("leapfrog_steps", 0),
+        ("hmc_step_size", 0.0),
+        ("target_acceptance", 1.0),
+        ("target_acceptance", 0.0),
+        ("adapt_rate", -0.1),
+    ],
+)
 def test_uivi_settings_reject_bad_sampler_values(field, value):
     with pytest.raises(SettingsError, match=field):
         resolve(UIVISettings, {field: value})
@@ -221,10 +244,22 @@ def test_uivi_settings_reject_bad_sampler_values(field, value):
 #: replaced, left q over-dispersed by up to 18 %).
 GAUSSIAN_2D = {"correlation": 0.8}
 GAUSSIAN_10D = {"dim": 10, "random_covariance": True}
-SIVI_SM_RUN = {"iterations": 700, "batch_size": 300, "lr": 3e-3, "lr_f": 6e-3, "inner_steps": 3,
-               "lr_decay": 0.5, "lr_decay_every": 150}
-UIVI_RUN = {"iterations": 600, "batch_size": 200, "lr": 3e-3, "lr_decay": 0.5,
-            "lr_decay_every": 150}
+SIVI_SM_RUN = {
+    "iterations": 700,
+    "batch_size": 300,
+    "lr": 3e-3,
+    "lr_f": 6e-3,
+    "inner_steps": 3,
+    "lr_decay": 0.5,
+    "lr_decay_every": 150,
+}
+UIVI_RUN = {
+    "iterations": 600,
+    "batch_size": 200,
+    "lr": 3e-3,
+    "lr_decay": 0.5,
+    "lr_decay_every": 150,
+}
 RECOVERY_CASES = {
     "sivi_sm-2d": (SIVISM, SIVISMSettings, GAUSSIAN_2D, SIVI_SM_RUN),
     "sivi_sm-10d": (SIVISM, SIVISMSettings, GAUSSIAN_10D, SIVI_SM_RUN | {"z_dim": 10}),

@@ -27,11 +27,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
 from slurm_cluster import PACKAGES, SlurmCluster, missing_binaries
 
 from sivi_engine import artifacts
-
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
@@ -64,8 +62,10 @@ def require_slurm() -> None:
     problems = []
     missing = missing_binaries()
     if missing:
-        problems.append(f"missing {', '.join(missing)}: install the Debian packages with "
-                        f"`apt-get install --no-install-recommends {PACKAGES}` (.ci/run does)")
+        problems.append(
+            f"missing {', '.join(missing)}: install the Debian packages with "
+            f"`apt-get install --no-install-recommends {PACKAGES}` (.ci/run does)"
+        )
     if os.geteuid() != 0:
         problems.append("the test cluster's daemons run as root (as in CI); this is not root")
     if problems:
@@ -74,8 +74,10 @@ def require_slurm() -> None:
             pytest.fail(message, pytrace=False)
         pytest.skip(f"!!! {message} -- SKIPPED outside CI; with CI=true this is a failure !!!")
     if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
-        pytest.fail("snakemake-executor-plugin-slurm is not installed: pip install -e '.[test]'",
-                    pytrace=False)
+        pytest.fail(
+            "snakemake-executor-plugin-slurm is not installed: pip install -e '.[test]'",
+            pytrace=False,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -115,23 +117,37 @@ def run_workflow(cluster: SlurmCluster, work: Path, config: dict, *args: str) ->
     (work / "test.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     # (--configfile takes several values: it must not come right before a target)
     command = [SNAKEMAKE, "--configfile", "test.yaml", "--profile", PROFILE, *args]
-    proc = subprocess.Popen(command, cwd=work, env=cluster.env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        command,
+        cwd=work,
+        env=cluster.env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         output, _ = proc.communicate(timeout=RUN_TIMEOUT)
     except subprocess.TimeoutExpired:
         queue = cluster.command("squeue", "--states=all", "-o", "%i %T %r %C %m %l %k", check=False)
         _end(cluster, proc)
         output, _ = proc.communicate()
-        pytest.fail(f"snakemake did not finish within {RUN_TIMEOUT} s\nSLURM jobs:\n{queue}\n"
-                    f"{output[-6000:]}", pytrace=False)
+        pytest.fail(
+            f"snakemake did not finish within {RUN_TIMEOUT} s\nSLURM jobs:\n{queue}\n"
+            f"{output[-6000:]}",
+            pytrace=False,
+        )
     finally:
         if proc.poll() is None:  # an interrupt or another error
             _end(cluster, proc)
     run_id = re.search(r"SLURM run ID: (\S+)", output)
-    return Run(work, proc.returncode, output, run_id.group(1) if run_id else "",
-               re.findall(r"submitted with SLURM jobid (\d+)", output))
+    return Run(
+        work,
+        proc.returncode,
+        output,
+        run_id.group(1) if run_id else "",
+        re.findall(r"submitted with SLURM jobid (\d+)", output),
+    )
 
 
 def _end(cluster: SlurmCluster, proc: subprocess.Popen) -> None:
@@ -201,8 +217,9 @@ def test_tiny_workflow_runs_to_completion_through_slurm(cluster, tmp_path):
     samples = artifacts.read(work / TRAIN_OUTPUT, artifacts.SAMPLE_SET)
     assert samples.attrs["status"] == "ok"
     assert json.loads(samples.attrs["settings"])["iterations"] == 20
-    metrics = artifacts.read(work / "results/runs/banana/ksivi_v/seed0/metrics.zarr",
-                             artifacts.METRIC_SET)
+    metrics = artifacts.read(
+        work / "results/runs/banana/ksivi_v/seed0/metrics.zarr", artifacts.METRIC_SET
+    )
     assert all(np.isfinite(v.values).all() for v in metrics.data_vars.values())
     assert "runs: 1 (1 ok, 0 diverged)" in (work / "reports/summary.md").read_text()
     assert (work / "reports/index.html").stat().st_size > 0
@@ -216,7 +233,8 @@ def test_failing_job_is_reported_as_failed(cluster, tmp_path):
     assert "SLURM status is: 'FAILED'" in run.output, run.tail()
     jobs = jobs_of(cluster, run)
     assert [(job.comment, job.state, job.exit_code) for job in jobs] == [
-        ("rule_train_wildcards_banana_ksivi_v_0", "FAILED", "1:0")], jobs
+        ("rule_train_wildcards_banana_ksivi_v_0", "FAILED", "1:0")
+    ], jobs
     assert sorted(run.job_ids, key=int) == [job.job_id for job in jobs]
     # the rule's own log says why; no output was left behind
     train_log = (work / "logs/runs/banana/ksivi_v/seed0/train.log").read_text()
@@ -254,8 +272,13 @@ def test_retries_resubmit_the_failed_job_with_more_resources(cluster, tmp_path):
 
 def test_cluster_profile_plans_the_default_grid(tmp_path):
     """profiles/slurm parses, with the plugin's settings, and plans the grid (no cluster needed)."""
-    proc = subprocess.run([SNAKEMAKE, "--profile", "profiles/slurm", "-n"], cwd=copy_workflow(tmp_path),
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [SNAKEMAKE, "--profile", "profiles/slurm", "-n"],
+        cwd=copy_workflow(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout + proc.stderr
     assert "Using profiles profiles/slurm " in out

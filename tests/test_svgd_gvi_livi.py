@@ -73,7 +73,9 @@ def test_closed_form_repulsions_equal_autodiff_of_the_kernels():
     loc = x.mean(0)
     precision = torch.linalg.inv((x - loc).T @ (x - loc) / 150)
     definitions = {
-        median_gaussian_kernel: lambda y, z: torch.exp(-pairwise_squared_distances(y, z) / (2 * h2)),
+        median_gaussian_kernel: lambda y, z: torch.exp(
+            -pairwise_squared_distances(y, z) / (2 * h2)
+        ),
         affine_kernel: lambda y, z: 1 + (y - loc) @ precision @ (z - loc).T,
     }
     for kernel, gram_fn in definitions.items():
@@ -91,8 +93,12 @@ def test_autodiff_repulsion_equals_per_particle_gradients(name):
     settings = KernelSettings(name=name, bandwidth=0.8)
     fast = kernel_from_settings(settings)(x).repulsion
     y = x.clone().requires_grad_(True)
-    slow = torch.stack([torch.autograd.grad(gram(y, x[i : i + 1], settings).sum(), y)[0].sum(0)
-                        for i in range(x.shape[0])])
+    slow = torch.stack(
+        [
+            torch.autograd.grad(gram(y, x[i : i + 1], settings).sum(), y)[0].sum(0)
+            for i in range(x.shape[0])
+        ]
+    )
     torch.testing.assert_close(fast, slow, rtol=1e-10, atol=1e-12)
 
 
@@ -135,8 +141,12 @@ def test_particle_draws_use_every_particle_as_evenly_as_possible(num_draws):
 def test_every_method_returns_num_draws_draws():
     """The Method contract: ``num_draws`` draws of dimension d and an "ok" trace (3 steps)."""
     target = make_target("banana")
-    cases = [(SVGD(), {"num_particles": 50}), (MeanFieldGaussianVI(), {}), (FullRankGaussianVI(), {}),
-             (LIVI(), {})]
+    cases = [
+        (SVGD(), {"num_particles": 50}),
+        (MeanFieldGaussianVI(), {}),
+        (FullRankGaussianVI(), {}),
+        (LIVI(), {}),
+    ]
     for method, extra in cases:
         overrides = {"iterations": 3, "batch_size": 20, "num_draws": 123} | extra
         settings = resolve(method.Settings, overrides)
@@ -151,8 +161,10 @@ def test_every_method_returns_num_draws_draws():
 def fit_svgd(target_settings: dict, overrides: dict, seed: int = 0) -> torch.Tensor:
     """SVGD with 500 particles, AdaGrad-momentum from lr 0.05, halved every ``lr_decay_every``."""
     torch.manual_seed(seed)
-    settings = resolve(SVGDSettings, {"num_particles": 500, "num_draws": 500, "lr": 0.05,
-                                      "lr_decay": 0.5} | overrides)
+    settings = resolve(
+        SVGDSettings,
+        {"num_particles": 500, "num_draws": 500, "lr": 0.05, "lr_decay": 0.5} | overrides,
+    )
     return SVGD().fit(make_target("gaussian", target_settings), settings, CPU).samples
 
 
@@ -212,15 +224,25 @@ def test_gaussian_family_entropy_and_covariance(parametrisation):
 def fit_gaussian_vi(method, target_settings: dict, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """1000 Adam steps of 200 draws, lr 0.03 halved every 200 steps; returns q's μ and Σ."""
     torch.manual_seed(seed)
-    settings = resolve(method.Settings, {"iterations": 1000, "batch_size": 200, "lr": 0.03,
-                                         "lr_decay": 0.5, "lr_decay_every": 200, "dtype": "float64"})
+    settings = resolve(
+        method.Settings,
+        {
+            "iterations": 1000,
+            "batch_size": 200,
+            "lr": 0.03,
+            "lr_decay": 0.5,
+            "lr_decay_every": 200,
+            "dtype": "float64",
+        },
+    )
     q, trace = method.fit_family(make_target("gaussian", target_settings), settings, CPU)
     assert trace.status == "ok"
     return q.loc.detach().numpy(), q.covariance().detach().numpy()
 
 
-@pytest.mark.parametrize("target_settings, mean_atol, cov_atol", [(GAUSSIAN_2D, 0.03, 0.05),
-                                                                   (GAUSSIAN_10D, 0.04, 0.08)])
+@pytest.mark.parametrize(
+    "target_settings, mean_atol, cov_atol", [(GAUSSIAN_2D, 0.03, 0.05), (GAUSSIAN_10D, 0.04, 0.08)]
+)
 def test_gvi_fr_recovers_mean_and_covariance(target_settings, mean_atol, cov_atol):
     """A Gaussian target is in the full-rank family, so the optimum is exact. Read from q itself
     (no sampling error), the remaining error is the optimiser's stationary noise: measured over
@@ -278,19 +300,31 @@ def test_generator_jacobian_is_autodiffs():
     z = torch.randn(6, 3, generator=torch.Generator().manual_seed(4), dtype=F64)
     _, jac = q.value_and_jacobian(z)
     g = lambda v: q.value_and_jacobian(v[None])[0][0]  # noqa: E731
-    torch.testing.assert_close(jac, torch.func.vmap(torch.func.jacrev(g))(z), rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(
+        jac, torch.func.vmap(torch.func.jacrev(g))(z), rtol=1e-12, atol=1e-14
+    )
 
 
 def fit_livi(target_settings: dict, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """1000 Adam steps of 200 draws, lr 0.01 halved every 200; moments of 20,000 draws."""
     torch.manual_seed(seed)
-    settings = resolve(LIVISettings, {"iterations": 1000, "batch_size": 200, "lr": 0.01,
-                                      "lr_decay": 0.5, "lr_decay_every": 200, "num_draws": 20_000})
+    settings = resolve(
+        LIVISettings,
+        {
+            "iterations": 1000,
+            "batch_size": 200,
+            "lr": 0.01,
+            "lr_decay": 0.5,
+            "lr_decay_every": 200,
+            "num_draws": 20_000,
+        },
+    )
     return moments(LIVI().fit(make_target("gaussian", target_settings), settings, CPU).samples)
 
 
-@pytest.mark.parametrize("target_settings, mean_atol, cov_atol", [(GAUSSIAN_2D, 0.08, 0.1),
-                                                                   (GAUSSIAN_10D, 0.1, 0.25)])
+@pytest.mark.parametrize(
+    "target_settings, mean_atol, cov_atol", [(GAUSSIAN_2D, 0.08, 0.1), (GAUSSIAN_10D, 0.1, 0.25)]
+)
 def test_livi_recovers_mean_and_covariance(target_settings, mean_atol, cov_atol):
     """LIVI at the paper's σ = 1e-3 and KSIVI's generator widths, z_dim = d. The 20,000 draws
     carry a Monte-Carlo error ≤ 0.02 per covariance entry; the rest is optimisation noise and
@@ -333,21 +367,35 @@ def test_svgd_with_the_affine_kernel_is_square_scale_bbvi_step_by_step():
     """
     target = make_target("multimodal4")
     x0 = 0.5 * torch.randn(200, 2, generator=torch.Generator().manual_seed(0), dtype=F64) + 1.0
-    svgd_settings = resolve(SVGDSettings, {"iterations": 300, "lr": 0.05, "optimizer": "sgd",
-                                           "dtype": "float64"})
+    svgd_settings = resolve(
+        SVGDSettings, {"iterations": 300, "lr": 0.05, "optimizer": "sgd", "dtype": "float64"}
+    )
     svgd_particles, _ = run_svgd(target, x0, affine_kernel, svgd_settings)
 
     mu0 = x0.mean(0)
     chol0 = torch.linalg.cholesky((x0 - mu0).T @ (x0 - mu0) / x0.shape[0])
     eps = torch.linalg.solve_triangular(chol0, (x0 - mu0).T, upper=False).T
-    bbvi_settings = resolve(FullRankSettings, {"iterations": 300, "lr": 0.05, "optimizer": "sgd",
-                                               "scale": "square", "lr_decay": 1.0, "dtype": "float64"})
+    bbvi_settings = resolve(
+        FullRankSettings,
+        {
+            "iterations": 300,
+            "lr": 0.05,
+            "optimizer": "sgd",
+            "scale": "square",
+            "lr_decay": 1.0,
+            "dtype": "float64",
+        },
+    )
 
     def bbvi_particles(scale) -> torch.Tensor:
         q = GaussianFamily(mu0, scale(chol0))
         params = list(q.parameters())
-        optimise(lambda step: -elbo(q, target, eps), params, bbvi_settings,
-                 optimiser=OPTIMISERS["sgd"](params, bbvi_settings))
+        optimise(
+            lambda step: -elbo(q, target, eps),
+            params,
+            bbvi_settings,
+            optimiser=OPTIMISERS["sgd"](params, bbvi_settings),
+        )
         return q.transform(eps).detach()
 
     torch.testing.assert_close(svgd_particles, bbvi_particles(SquareScale), rtol=0, atol=1e-10)
@@ -376,17 +424,28 @@ def test_svgd_and_gvi_fr_follow_the_same_gaussian_path_on_a_mixture():
     particles = torch.randn(n, 2, dtype=F64)
     svgd_path, done = [], 0
     for step in checkpoints:
-        settings = resolve(SVGDSettings, {"iterations": step - done, "lr": lr, "optimizer": "sgd",
-                                          "dtype": "float64"})
+        settings = resolve(
+            SVGDSettings,
+            {"iterations": step - done, "lr": lr, "optimizer": "sgd", "dtype": "float64"},
+        )
         particles, _ = run_svgd(target, particles, affine_kernel, settings)
         svgd_path.append(moments(particles))
         done = step
 
     def gvi_fr(iterations: int, scale: str) -> tuple[np.ndarray, np.ndarray]:
         torch.manual_seed(100)
-        settings = resolve(FullRankSettings, {"iterations": iterations, "lr": lr, "optimizer": "sgd",
-                                              "scale": scale, "batch_size": 10_000, "lr_decay": 1.0,
-                                              "dtype": "float64"})
+        settings = resolve(
+            FullRankSettings,
+            {
+                "iterations": iterations,
+                "lr": lr,
+                "optimizer": "sgd",
+                "scale": scale,
+                "batch_size": 10_000,
+                "lr_decay": 1.0,
+                "dtype": "float64",
+            },
+        )
         q, _ = FullRankGaussianVI().fit_family(target, settings, CPU)
         return q.loc.detach().numpy(), q.covariance().detach().numpy()
 

@@ -15,19 +15,20 @@ from sivi_engine.methods.ksivi import KSIVISettings
 from sivi_engine.methods.livi import LIVISettings
 from sivi_engine.methods.svgd import SVGDSettings
 from sivi_engine.metrics.correlation import correlation_comparison
+from sivi_engine.steps.reference import reference
+from sivi_engine.steps.train import train
 from sivi_engine.targets import make_target
 from sivi_engine.targets.base import Target
 from sivi_engine.targets.laplace import narrowest_sd
-from sivi_engine.steps.reference import reference
-from sivi_engine.steps.train import train
 
 
 class CorrelatedGaussian(Target):
     """log p(x) = −½ (x − m)ᵀ P (x − m): Laplace is exact, the narrowest sd is λ_max(P)^(−1/2)."""
 
     name: ClassVar[str] = "correlated_gaussian"
-    precision = torch.tensor([[4.0, 1.5, 0.0], [1.5, 2.0, 0.3], [0.0, 0.3, 1.0]],
-                             dtype=torch.float64)
+    precision = torch.tensor(
+        [[4.0, 1.5, 0.0], [1.5, 2.0, 0.3], [0.0, 0.3, 1.0]], dtype=torch.float64
+    )
     mean = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
 
     @property

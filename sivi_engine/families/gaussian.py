@@ -107,7 +107,9 @@ class GaussianFamily(nn.Module):
 
     def rsample(self, n: int) -> Tensor:
         """n reparameterised draws."""
-        return self.transform(torch.randn(n, self.dim, dtype=self.loc.dtype, device=self.loc.device))
+        return self.transform(
+            torch.randn(n, self.dim, dtype=self.loc.dtype, device=self.loc.device)
+        )
 
     @torch.no_grad()
     def sample(self, n: int) -> Tensor:

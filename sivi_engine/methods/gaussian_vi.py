@@ -86,9 +86,14 @@ class GaussianVI(Method):
             return -elbo(q, target, torch.randn(settings.batch_size, target.dim, **like))
 
         params = list(q.parameters())
-        trace = optimise(loss, params, settings, description=f"{self.name} on {target.name}",
-                         optimiser=OPTIMISERS[settings.optimizer](params, settings),
-                         sample=q.sample)
+        trace = optimise(
+            loss,
+            params,
+            settings,
+            description=f"{self.name} on {target.name}",
+            optimiser=OPTIMISERS[settings.optimizer](params, settings),
+            sample=q.sample,
+        )
         return q, trace
 
     def fit(self, target: Target, settings: GaussianVISettings, device: torch.device) -> FitResult:

@@ -87,9 +87,9 @@ class HKSIVISettings(CommonSettings):
     to the target's scale (e.g. the prior's sd) where that is known.
     ``anneal_power`` γ = 1: a linear β schedule (HSIVI's "uniform" time grid).
     ``target_acceptance`` a* = 0.9: the MALA acceptance rate each layer's initial step is tuned
-    to (see the module docstring for why not MALA's optimal 0.574). ``drift_clip`` κ = 3: the drift moves a
-    coordinate by at most κ noise sds σ_t. ``max_step_growth``: training may raise a layer's
-    step η_t to at most this multiple of its tuned value.
+    to (see the module docstring for why not MALA's optimal 0.574). ``drift_clip`` κ = 3: the
+    drift moves a coordinate by at most κ noise sds σ_t. ``max_step_growth``: training may raise
+    a layer's step η_t to at most this multiple of its tuned value.
     ``hidden``: residual MLPs d→50→50→d, KSIVI's widths. ``min_sigma``: lower clamp on σ_t.
     """
 
@@ -192,7 +192,9 @@ def mala_proposal(
     a ratio that is not a number counting as −∞ (rejected)."""
     y = clipped_langevin_proposal(current.x, current.score, step, clip, eps)
     proposed = evaluate(density, y)
-    back = current.x - clipped_langevin_proposal(y, proposed.score, step, clip, torch.zeros_like(eps))
+    back = current.x - clipped_langevin_proposal(
+        y, proposed.score, step, clip, torch.zeros_like(eps)
+    )
     log_alpha = (
         proposed.log_prob - current.log_prob
         - back.square().sum(-1) / (4 * step) + eps.square().sum(-1) / 2
@@ -215,10 +217,12 @@ def adaptive_mala(
         eps = torch.randn_like(current.x)
         proposed, log_alpha = mala_proposal(density, current, step, settings.drift_clip, eps)
         accept = torch.rand_like(log_alpha).log() < log_alpha
-        current = Population(*(
-            torch.where(accept.view(-1, *[1] * (old.dim() - 1)), new, old)
-            for old, new in zip(current, proposed)
-        ))
+        current = Population(
+            *(
+                torch.where(accept.view(-1, *[1] * (old.dim() - 1)), new, old)
+                for old, new in zip(current, proposed)
+            )
+        )
         step *= math.exp(mean_acceptance(log_alpha) - settings.target_acceptance)
     return current, step
 
@@ -343,9 +347,9 @@ class HierarchicalLangevin(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, chunk: int = 65536) -> Tensor:
         """n draws from the last layer's marginal q_T, without gradients."""
-        return torch.cat([
-            last(self.rsample_layers(self.base(min(chunk, n - i)))).x for i in range(0, n, chunk)
-        ])
+        return torch.cat(
+            [last(self.rsample_layers(self.base(min(chunk, n - i)))).x for i in range(0, n, chunk)]
+        )
 
     @torch.no_grad()
     def mixture_draws(self, n: int, k: int) -> MixtureDraw:
@@ -402,8 +406,9 @@ class HKSIVI(Method):
             draws = q.rsample_layers(q.base(batches * n))
             return torch.stack([layer_loss(d, beta) for d, beta in zip(draws, q.betas)]).mean()
 
-        trace = optimise(loss, q.parameters(), settings, description=f"hksivi on {target.name}",
-                         sample=q.sample)
+        trace = optimise(
+            loss, q.parameters(), settings, description=f"hksivi on {target.name}", sample=q.sample
+        )
         return FitResult(
             samples=q.sample(settings.num_draws), trace=trace, diagnostics=elbo_sandwich(q, target)
         )

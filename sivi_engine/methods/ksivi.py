@@ -84,7 +84,9 @@ def inverse_batch_covariance(x: Tensor, jitter: float = 1e-8) -> Tensor:
     """P = (Ĉov(x) + jitter · I)⁻¹, Ĉov the unbiased (n − 1) covariance of the rows; no gradient."""
     with torch.no_grad():
         cov = torch.cov(x.T).reshape(x.shape[1], x.shape[1])
-        return torch.linalg.inv(cov + jitter * torch.eye(x.shape[1], dtype=x.dtype, device=x.device))
+        return torch.linalg.inv(
+            cov + jitter * torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
+        )
 
 
 #: ``residual_weighting`` → (batch x, residuals f) ↦ f P, so that (f P)ᵢ·gⱼ = fᵢᵀ P gⱼ.
@@ -99,8 +101,9 @@ def log_density_factor(step: int, weight: float, settings: KSIVISettings) -> flo
     return settings.log_density_weight * weight if step < settings.log_density_iterations else 0.0
 
 
-def ksivi_loss(target: Target, x: Tensor, conditional_score: Tensor, step: int,
-               settings: KSIVISettings) -> Tensor:
+def ksivi_loss(
+    target: Target, x: Tensor, conditional_score: Tensor, step: int, settings: KSIVISettings
+) -> Tensor:
     """The loss at step t on draws x with conditional scores ∇log q(x | z): the KSD² estimate
     from the first and last n = ``batch_size`` rows (two batches for ``vstat``, one for
     ``ustat``), minus the log-density term when it is on."""
@@ -127,8 +130,9 @@ class KSIVI(Method):
             draw = q.rsample(batches * settings.batch_size)
             return ksivi_loss(target, draw.x, draw.conditional_score, step, settings)
 
-        trace = optimise(loss, q.parameters(), settings, description=f"ksivi on {target.name}",
-                         sample=q.sample)
+        trace = optimise(
+            loss, q.parameters(), settings, description=f"ksivi on {target.name}", sample=q.sample
+        )
         return FitResult(
             samples=q.sample(settings.num_draws), trace=trace, diagnostics=elbo_sandwich(q, target)
         )

@@ -44,8 +44,16 @@ def latent_dim(settings: SemiImplicitSettings, dim: int) -> int:
     return settings.z_dim if settings.z_dim is not None else max(MIN_DEFAULT_Z_DIM, dim)
 
 
-def build_family(dim: int, settings: SemiImplicitSettings, device: torch.device) -> SemiImplicitGaussian:
+def build_family(
+    dim: int, settings: SemiImplicitSettings, device: torch.device
+) -> SemiImplicitGaussian:
     """The semi-implicit family for a d-dimensional target, on ``device`` in ``settings.dtype``."""
-    family = SemiImplicitGaussian(dim, latent_dim(settings, dim), settings.hidden,
-                                  settings.init_sigma, settings.min_sigma, settings.learn_sigma)
+    family = SemiImplicitGaussian(
+        dim,
+        latent_dim(settings, dim),
+        settings.hidden,
+        settings.init_sigma,
+        settings.min_sigma,
+        settings.learn_sigma,
+    )
     return family.to(device=device, dtype=settings.torch_dtype)

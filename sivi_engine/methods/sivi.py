@@ -70,8 +70,9 @@ class SIVI(Method):
             draw = q.mixture_draws(settings.batch_size, settings.mixing_draws)
             return (log_mixture_estimate(draw.own, draw.others) - target.log_prob(draw.x)).mean()
 
-        trace = optimise(loss, q.parameters(), settings, description=f"sivi on {target.name}",
-                         sample=q.sample)
+        trace = optimise(
+            loss, q.parameters(), settings, description=f"sivi on {target.name}", sample=q.sample
+        )
         return FitResult(
             samples=q.sample(settings.num_draws), trace=trace, diagnostics=elbo_sandwich(q, target)
         )

@@ -34,7 +34,10 @@ import torch
 from torch import Tensor, nn
 
 from sivi_engine.families.semi_implicit import (
-    ConditionalDraw, SemiImplicitGaussian, elbo_sandwich, mlp,
+    ConditionalDraw,
+    SemiImplicitGaussian,
+    elbo_sandwich,
+    mlp,
 )
 from sivi_engine.methods.base import FitResult, Method
 from sivi_engine.methods.registry import METHODS
@@ -73,19 +76,24 @@ class SIVISMSettings(SemiImplicitSettings):
         if self.inner_steps < 1:
             raise SettingsError(f"setting 'inner_steps': must be >= 1, got {self.inner_steps}")
         if self.anneal_iterations < 0:
-            raise SettingsError("setting 'anneal_iterations': must be >= 0 (0 disables annealing), "
-                                f"got {self.anneal_iterations}")
+            raise SettingsError(
+                "setting 'anneal_iterations': must be >= 0 (0 disables annealing), "
+                f"got {self.anneal_iterations}"
+            )
         if not 0 <= self.anneal_start <= 1:
             raise SettingsError(
-                f"setting 'anneal_start': must lie in [0, 1], got {self.anneal_start}")
+                f"setting 'anneal_start': must lie in [0, 1], got {self.anneal_start}"
+            )
         if self.score_offset < 0:
             raise SettingsError(f"setting 'score_offset': must be >= 0, got {self.score_offset}")
         if not 0 < self.score_offset_decay <= 1:
-            raise SettingsError("setting 'score_offset_decay': must lie in (0, 1], got "
-                                f"{self.score_offset_decay}")
+            raise SettingsError(
+                f"setting 'score_offset_decay': must lie in (0, 1], got {self.score_offset_decay}"
+            )
         if self.score_offset_every < 1:
-            raise SettingsError("setting 'score_offset_every': must be >= 1, got "
-                                f"{self.score_offset_every}")
+            raise SettingsError(
+                f"setting 'score_offset_every': must be >= 1, got {self.score_offset_every}"
+            )
 
 
 def annealing_weight(step: int, settings: SIVISMSettings) -> float:
@@ -114,7 +122,10 @@ def score_residual(
 
 
 def draw_objective(
-    score_net: nn.Module, target: Target, draw: ConditionalDraw, weight: float = 1.0,
+    score_net: nn.Module,
+    target: Target,
+    draw: ConditionalDraw,
+    weight: float = 1.0,
     offset: float = 0.0,
 ) -> Tensor:
     """The minimax objective on one batch of draws (x, z) of q, with annealing weight w on
@@ -172,8 +183,9 @@ class SIVISM(Method):
             # next ψ-step's zero_grad.
             return draw_objective(f, target, q.rsample(n), weight, offset)
 
-        trace = optimise(loss, q.parameters(), settings, description=f"sivi_sm on {target.name}",
-                         sample=q.sample)
+        trace = optimise(
+            loss, q.parameters(), settings, description=f"sivi_sm on {target.name}", sample=q.sample
+        )
         return FitResult(
             samples=q.sample(settings.num_draws), trace=trace, diagnostics=elbo_sandwich(q, target)
         )

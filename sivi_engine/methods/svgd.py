@@ -93,7 +93,9 @@ class SVGDSettings(CommonSettings):
         if self.init_scale <= 0:
             raise SettingsError(f"setting 'init_scale': must be > 0, got {self.init_scale}")
         if not 0 <= self.adagrad_alpha < 1:
-            raise SettingsError(f"setting 'adagrad_alpha': must lie in [0, 1), got {self.adagrad_alpha}")
+            raise SettingsError(
+                f"setting 'adagrad_alpha': must lie in [0, 1), got {self.adagrad_alpha}"
+            )
 
 
 def median_gaussian_kernel(x: Tensor) -> KernelAtParticles:
@@ -122,7 +124,8 @@ def affine_kernel(x: Tensor) -> KernelAtParticles:
 
 
 def repulsion(gram_fn: GramFn, x: Tensor) -> Tensor:
-    """Rᵢ = Σⱼ ∇_{xⱼ} k(xⱼ, xᵢ), shape (n, d): the Jacobian R of t ↦ F(t) = [Σⱼ k(xⱼ + t, xᵢ)]ᵢ at 0.
+    """Rᵢ = Σⱼ ∇_{xⱼ} k(xⱼ, xᵢ), shape (n, d): the Jacobian R of t ↦ F(t) = [Σⱼ k(xⱼ + t, xᵢ)]ᵢ
+    at 0.
 
     Shifting every first argument by one t ∈ R^d sums the gradients over j. One backward pass
     gives the vector-Jacobian product g(u) = Rᵀu, linear in u ∈ R^n; the c-th column of R is
@@ -133,8 +136,9 @@ def repulsion(gram_fn: GramFn, x: Tensor) -> Tensor:
         weights = x.new_ones(x.shape[0], requires_grad=True)
         column_sums = gram_fn(x + shift, x).sum(0)
         (rt_u,) = torch.autograd.grad(column_sums @ weights, shift, create_graph=True)
-        columns = [torch.autograd.grad(rt_u[c], weights, retain_graph=True)[0]
-                   for c in range(x.shape[1])]
+        columns = [
+            torch.autograd.grad(rt_u[c], weights, retain_graph=True)[0] for c in range(x.shape[1])
+        ]
     return torch.stack(columns, dim=1)
 
 
@@ -186,7 +190,9 @@ class MomentumAdagrad(torch.optim.Optimizer):
                     state["square_avg"].mul_(alpha).addcmul_(p.grad, p.grad, value=1 - alpha)
                 else:
                     state["square_avg"] = p.grad.square()
-                p.addcdiv_(p.grad, state["square_avg"].sqrt().add_(group["fudge"]), value=-group["lr"])
+                p.addcdiv_(
+                    p.grad, state["square_avg"].sqrt().add_(group["fudge"]), value=-group["lr"]
+                )
 
 
 OPTIMISERS = {
@@ -208,9 +214,14 @@ def run_svgd(
         phi = stein_direction(target.score(x), kernel(x))
         return ascent_surrogate(particles, phi)
 
-    trace = optimise(loss, [particles], settings, description=f"svgd on {target.name}",
-                     optimiser=OPTIMISERS[settings.optimizer]([particles], settings),
-                     sample=lambda m: particle_draws(particles.detach(), m))
+    trace = optimise(
+        loss,
+        [particles],
+        settings,
+        description=f"svgd on {target.name}",
+        optimiser=OPTIMISERS[settings.optimizer]([particles], settings),
+        sample=lambda m: particle_draws(particles.detach(), m),
+    )
     return particles.detach(), trace
 
 
@@ -228,5 +239,7 @@ class SVGD(Method):
         dtype = settings.torch_dtype
         shape = (settings.num_particles, target.dim)
         initial = settings.init_scale * torch.randn(shape, device=device, dtype=dtype)
-        particles, trace = run_svgd(target, initial, kernel_from_settings(settings.kernel), settings)
+        particles, trace = run_svgd(
+            target, initial, kernel_from_settings(settings.kernel), settings
+        )
         return FitResult(samples=particle_draws(particles, settings.num_draws), trace=trace)

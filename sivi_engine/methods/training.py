@@ -14,7 +14,10 @@ from tqdm import tqdm
 
 from sivi_engine.methods.base import CommonSettings, Trace
 from sivi_engine.methods.checkpoints import (
-    CheckpointRecorder, LoopClock, Sampler, checkpoint_iterations,
+    CheckpointRecorder,
+    LoopClock,
+    Sampler,
+    checkpoint_iterations,
 )
 
 #: How often (in steps) the loop looks at the loss on the host, to stop a diverged run.
@@ -63,8 +66,9 @@ def optimise(
     status, on_budget = "ok", False
     done = 0
     clock = LoopClock()
-    with tqdm(total=settings.iterations, desc=description, disable=not progress_enabled(),
-              mininterval=1.0) as bar:
+    with tqdm(
+        total=settings.iterations, desc=description, disable=not progress_enabled(), mininterval=1.0
+    ) as bar:
         for step in range(settings.iterations):
             optimiser.zero_grad(set_to_none=True)
             loss = loss_fn(step)
@@ -88,8 +92,15 @@ def optimise(
     return _trace(losses[:done].cpu().numpy(), stamps, block, status, done, recorder, on_budget)
 
 
-def _trace(losses: np.ndarray, stamps: np.ndarray, block: int, status: str, done: int,
-           recorder: CheckpointRecorder, on_budget: bool) -> Trace:
+def _trace(
+    losses: np.ndarray,
+    stamps: np.ndarray,
+    block: int,
+    status: str,
+    done: int,
+    recorder: CheckpointRecorder,
+    on_budget: bool,
+) -> Trace:
     if not np.isfinite(losses).all():
         status = "diverged"
     blocks = -(-done // block)
@@ -98,7 +109,11 @@ def _trace(losses: np.ndarray, stamps: np.ndarray, block: int, status: str, done
     mean_loss = np.nanmean(padded.reshape(blocks, block), axis=1)
     step = np.minimum(np.arange(1, blocks + 1) * block, done)
     return Trace(
-        step=step, loss=mean_loss, elapsed=stamps[:blocks], status=status, iterations=done,
+        step=step,
+        loss=mean_loss,
+        elapsed=stamps[:blocks],
+        status=status,
+        iterations=done,
         checkpoint_iteration=np.asarray(recorder.iterations, dtype=np.int64),
         checkpoint_seconds=np.asarray(recorder.seconds, dtype=np.float64),
         checkpoint_samples=recorder.samples_array(),

@@ -74,11 +74,13 @@ class UIVISettings(SemiImplicitSettings):
         if self.hmc_step_size <= 0:
             raise SettingsError(f"setting 'hmc_step_size': must be > 0, got {self.hmc_step_size}")
         if not 0 < self.target_acceptance < 1:
-            raise SettingsError("setting 'target_acceptance': must lie in (0, 1), got "
-                                f"{self.target_acceptance}")
+            raise SettingsError(
+                f"setting 'target_acceptance': must lie in (0, 1), got {self.target_acceptance}"
+            )
         if self.adapt_rate < 0:
-            raise SettingsError(f"setting 'adapt_rate': must be >= 0 (0 disables adaptation), "
-                                f"got {self.adapt_rate}")
+            raise SettingsError(
+                f"setting 'adapt_rate': must be >= 0 (0 disables adaptation), got {self.adapt_rate}"
+            )
 
 
 class HMCDraws(NamedTuple):
@@ -143,8 +145,11 @@ def hmc_transition(
     log_ratio = torch.nan_to_num(log_ratio, nan=-torch.inf).clamp_max(0.0)
     accept = torch.rand_like(log_ratio).log() < log_ratio
     moved = accept[:, None]
-    state = ChainState(torch.where(moved, z_new, z), torch.where(accept, value_new, value),
-                       torch.where(moved, grad_new, grad))
+    state = ChainState(
+        torch.where(moved, z_new, z),
+        torch.where(accept, value_new, value),
+        torch.where(moved, grad_new, grad),
+    )
     return state, log_ratio.exp()
 
 
@@ -205,8 +210,9 @@ class UIVI(Method):
             entropy_surrogate = (score * (draw.x - draw.x.detach())).sum(-1)
             return (entropy_surrogate - target.log_prob(draw.x)).mean()
 
-        trace = optimise(loss, q.parameters(), settings, description=f"uivi on {target.name}",
-                         sample=q.sample)
+        trace = optimise(
+            loss, q.parameters(), settings, description=f"uivi on {target.name}", sample=q.sample
+        )
         diagnostics = elbo_sandwich(q, target) | {
             "hmc_accept_rate": (accept_total / trace.iterations).item(),
             "hmc_step_size": step_size.item(),

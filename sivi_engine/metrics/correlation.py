@@ -48,6 +48,7 @@ def rank_correlation_comparison(x: np.ndarray, y: np.ndarray) -> dict[str, float
     column ranks of each sample; Spearman 1904), keys prefixed ``rank_``. For targets without
     finite variances, where Pearson correlations of samples do not converge: on student_t2d
     the Pearson |Δρ| of exact draws was 0.03 ± 0.04 at n = 10 000, the rank one 0.004 ± 0.003."""
-    ranked = correlation_comparison(rankdata(as_samples(x, "x"), axis=0),
-                                    rankdata(as_samples(y, "y"), axis=0))
+    ranked = correlation_comparison(
+        rankdata(as_samples(x, "x"), axis=0), rankdata(as_samples(y, "y"), axis=0)
+    )
     return {f"rank_{name}": value for name, value in ranked.items()}

@@ -43,7 +43,8 @@ def score_checkpoints(
     scored (NaN throughout), and a metric missing at a checkpoint is NaN there."""
     rows = [
         evaluate_all(EvaluationContext(points, reference, target, settings, device))
-        if np.isfinite(points).all() else {}
+        if np.isfinite(points).all()
+        else {}
         for points in draws
     ]
     names = dict.fromkeys(name for row in rows for name in row)
@@ -93,5 +94,7 @@ def checkpoint_scores(
     floor at m draws (:func:`noise_floor`), both scored against the reference draws left by
     :func:`hold_out_floor_draws` (all of them when the floor is skipped)."""
     floor_draws, against = hold_out_floor_draws(reference, draws.shape[1], settings)
-    return (score_checkpoints(draws, against, target, settings, device),
-            noise_floor(floor_draws, against, target, settings, device))
+    return (
+        score_checkpoints(draws, against, target, settings, device),
+        noise_floor(floor_draws, against, target, settings, device),
+    )

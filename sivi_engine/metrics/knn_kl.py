@@ -23,14 +23,16 @@ def kth_distance_tree(points: np.ndarray, reference: np.ndarray, k: int) -> np.n
     return dist[:, 0]
 
 
-def kth_distance_exhaustive(points: np.ndarray, reference: np.ndarray, k: int,
-                            device: str) -> np.ndarray:
+def kth_distance_exhaustive(
+    points: np.ndarray, reference: np.ndarray, k: int, device: str
+) -> np.ndarray:
     """The same distances from all pairwise distances, in float64 torch on ``device``, block by
     block of rows; one transfer to the host at the end."""
     ref = torch.as_tensor(reference, dtype=torch.float64, device=device)
     rows = torch.as_tensor(points, dtype=torch.float64, device=device)
-    blocks = [torch.cdist(block, ref).kthvalue(k, dim=1).values
-              for block in rows.split(DISTANCE_BLOCK)]
+    blocks = [
+        torch.cdist(block, ref).kthvalue(k, dim=1).values for block in rows.split(DISTANCE_BLOCK)
+    ]
     return torch.cat(blocks).cpu().numpy()
 
 
@@ -57,6 +59,7 @@ def knn_kl_divergence(x: np.ndarray, y: np.ndarray, k: int = 1, device: str = "c
     m = y.shape[0]
     if k < 1 or n < k + 1 or m < k:
         raise ValueError(f"k={k} needs at least {k + 1} distinct x rows and {k} distinct y rows")
+
     def kth_distance(reference: np.ndarray, j: int) -> np.ndarray:
         if device == "cpu":
             return kth_distance_tree(x, reference, j)

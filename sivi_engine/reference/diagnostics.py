@@ -38,7 +38,7 @@ def split_chains(draws: np.ndarray) -> np.ndarray:
     """(chain, draw, ...) -> (2·chain, ⌊draw/2⌋, ...): each chain cut into halves; for an odd
     number of draws the middle one is dropped."""
     half = draws.shape[1] // 2
-    return np.concatenate([draws[:, :half], draws[:, draws.shape[1] - half:]], axis=0)
+    return np.concatenate([draws[:, :half], draws[:, draws.shape[1] - half :]], axis=0)
 
 
 def rank_normalise(draws: np.ndarray) -> np.ndarray:
@@ -253,7 +253,8 @@ def enforce_gate(summary: Mapping[str, Any], settings: GatedSettings, what: str)
     failures = gate_failures(summary, settings)
     if failures:
         raise DiagnosticsGateError(
-            f"{what} failed the diagnostics gate: " + "; ".join(failures)
+            f"{what} failed the diagnostics gate: "
+            + "; ".join(failures)
             + ". No reference was written; raise warmup/num_draws/thin (R̂, ESS) or "
             "adapt_delta (divergences), or reparameterise the model (E-BFMI, divergences)."
         )
