@@ -78,11 +78,15 @@ def _source_facts(source: str) -> _SourceFacts:
                 and decorator.args
                 and isinstance(decorator.args[0], ast.Constant)
             ]
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) \
-                and node.value.endswith(".stan"):
+        elif (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and node.value.endswith(".stan")
+        ):
             stan_files.append(node.value)
-    return _SourceFacts(tuple(imports), frozenset(from_modules), tuple(registrations),
-                        tuple(stan_files))
+    return _SourceFacts(
+        tuple(imports), frozenset(from_modules), tuple(registrations), tuple(stan_files)
+    )
 
 
 def _imported_modules(path: Path) -> set[str]:
@@ -92,7 +96,7 @@ def _imported_modules(path: Path) -> set[str]:
     ``sivi_engine.a``; package ``__init__`` files only count when imported by name, so a
     method module that imports ``sivi_engine.methods.base`` does not depend on its siblings.
     """
-    facts = _source_facts(path.read_text())
+    facts = _source_facts(source_text(path))
     found: set[str] = set()
     for name in facts.imports:
         parent = name.rpartition(".")[0]
@@ -124,20 +128,61 @@ STAN_PROGRAM_DIR = PACKAGE_ROOT / "targets" / "stan"
 def stan_programs(modules: Iterable[Path]) -> list[Path]:
     """The Stan programs named (as string constants, e.g. ``stan_program = "bnn.stan"``) in
     the source files ``modules``."""
-    names = {name for path in modules for name in _source_facts(path.read_text()).stan_files}
+    names = {name for path in modules for name in _source_facts(source_text(path)).stan_files}
     return sorted(STAN_PROGRAM_DIR / name for name in names if (STAN_PROGRAM_DIR / name).is_file())
 
 
-def code_hash(roots: Iterable[str], with_stan_programs: bool = False) -> str:
-    """SHA-256 over the contents (not timestamps) of the code that ``roots`` run, and with
-    ``with_stan_programs`` of the Stan programs that code names."""
+def _drop_docstrings(tree: ast.AST) -> ast.AST:
+    """``tree`` without the docstring (a leading string-constant statement) of its module,
+    classes and functions; a body left empty gets ``pass``, as the docstring stood for it."""
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                if isinstance(body[0].value.value, str):
+                    node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+def source_text(path: Path) -> str:
+    """The text of ``path``, read once per version of the file: the workflow hashes the same
+    few dozen files for every job of the grid (2 400 jobs under the paper config)."""
+    stat = path.stat()
+    return _read_text(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=512)
+def _read_text(path: Path, mtime_ns: int, size: int) -> str:
+    return path.read_text()
+
+
+@functools.lru_cache(maxsize=512)
+def _parsed_digest(source: str) -> bytes:
+    return hashlib.sha256(parsed_code(source).encode()).digest()
+
+
+@functools.lru_cache(maxsize=512)
+def parsed_code(source: str) -> str:
+    """The code of a module as Python parses it, without docstrings: comments, docstrings and
+    formatting do not change it, any change to what runs does (``ast.dump`` holds no line or
+    column numbers)."""
+    return ast.dump(_drop_docstrings(ast.parse(source)))
+
+
+def code_hash(
+    roots: Iterable[str], files: Iterable[Path] = (), with_stan_programs: bool = False
+) -> str:
+    """SHA-256 over the parsed code (:func:`parsed_code`) of the modules that ``roots`` run,
+    the text of ``files`` (package data, e.g. templates), and with ``with_stan_programs`` the
+    text of the Stan programs that code names. Contents only, never timestamps."""
     digest = hashlib.sha256()
     modules = module_closure(roots)
-    named = [(str(path.relative_to(PACKAGE_ROOT)), path) for path in modules]
-    if with_stan_programs:
-        named += [(f"stan/{path.name}", path) for path in stan_programs(modules)]
-    for name, path in named:
-        digest.update(name.encode())
+    for path in modules:
+        digest.update(str(path.relative_to(PACKAGE_ROOT)).encode())
+        digest.update(_parsed_digest(source_text(path)))
+    texts = list(files) + (stan_programs(modules) if with_stan_programs else [])
+    for path in texts:
+        digest.update(f"{path.parent.name}/{path.name}".encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
@@ -156,28 +201,55 @@ def registered_modules(subpackage: str) -> dict[str, str]:
     found: dict[str, str] = {}
     for path in sorted((PACKAGE_ROOT / subpackage).glob("*.py")):
         module = f"{PACKAGE}.{subpackage}.{path.stem}"
-        found.update(dict.fromkeys(_source_facts(path.read_text()).registrations, module))
+        found.update(dict.fromkeys(_source_facts(source_text(path)).registrations, module))
     return found
 
 
-#: Code shared by every step that writes an artifact.
-_ARTIFACT_CORE = (f"{PACKAGE}.artifacts",)
+#: What every job runs: ``python -m sivi_engine`` and the command line, which imports the step
+#: module of its command at run time (``cli.STEP_MODULES``), so no step is in another's hash.
+ENTRY_POINT = (f"{PACKAGE}.__main__", f"{PACKAGE}.cli")
+#: The report's package data (HTML template and styles), part of the report's hash.
+REPORT_TEMPLATES = PACKAGE_ROOT / "report" / "templates"
+
+
+def _step(name: str) -> str:
+    return f"{PACKAGE}.steps.{name}"
+
+
+def _target(target: str) -> str:
+    return registered_modules("targets")[target]
 
 
 def training_code_hash(method: str, target: str) -> str:
-    """Hash of the code a training job runs: its method and target modules and their imports."""
-    roots = (registered_modules("methods")[method], registered_modules("targets")[target])
-    return code_hash((*roots, *_ARTIFACT_CORE))
+    """Hash of the code a training job runs: the entry point, the train step, its method and
+    target modules and their imports."""
+    method_module = registered_modules("methods")[method]
+    return code_hash((*ENTRY_POINT, _step("train"), method_module, _target(target)))
 
 
 def reference_code_hash(engine: str, target: str) -> str:
-    """Hash of the code a reference job runs: its engine and target modules, their imports and
-    the target's Stan program (editing the program reruns the target's reference only)."""
-    roots = (registered_modules("reference")[engine], registered_modules("targets")[target])
-    return code_hash((*roots, *_ARTIFACT_CORE), with_stan_programs=True)
+    """Hash of the code a reference job runs: the entry point, the reference step, its engine
+    and target modules, their imports and the target's Stan program (editing the program
+    reruns the target's reference only)."""
+    engine_module = registered_modules("reference")[engine]
+    roots = (*ENTRY_POINT, _step("reference"), engine_module, _target(target))
+    return code_hash(roots, with_stan_programs=True)
 
 
 def evaluation_code_hash(target: str) -> str:
-    """Hash of the code an evaluation runs: every metric module and the target's module."""
-    roots = (f"{PACKAGE}.metrics", registered_modules("targets")[target])
-    return code_hash((*roots, *_ARTIFACT_CORE))
+    """Hash of the code an evaluation runs: the entry point, the evaluate step, every metric
+    module and the target's module."""
+    return code_hash((*ENTRY_POINT, _step("evaluate"), f"{PACKAGE}.metrics", _target(target)))
+
+
+def description_code_hash(target: str) -> str:
+    """Hash of the code a describe job runs: the entry point, the describe step and the
+    target's module."""
+    return code_hash((*ENTRY_POINT, _step("describe"), _target(target)))
+
+
+def report_code_hash() -> str:
+    """Hash of the code the report runs: the entry point, the report package and its
+    templates."""
+    templates = sorted(p for p in REPORT_TEMPLATES.iterdir() if p.is_file())
+    return code_hash((*ENTRY_POINT, f"{PACKAGE}.report"), files=templates)

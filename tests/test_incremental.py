@@ -31,14 +31,21 @@ CONFIG = {
 
 def planned_jobs(work: Path) -> dict[str, int]:
     """Rule -> job count of a dry run (empty when nothing is to be done)."""
-    proc = subprocess.run([SNAKEMAKE, "-n", "--cores", "2", "--configfile", "test.yaml"],
-                          cwd=work, capture_output=True, text=True, env=env(work))
+    proc = subprocess.run(
+        [SNAKEMAKE, "-n", "--cores", "2", "--configfile", "test.yaml"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        env=env(work),
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout + proc.stderr
     if "Nothing to be done" in out:
         return {}
-    table = out[out.index("Job stats:"):]
-    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m[1] != "total"}
+    table = out[out.index("Job stats:") :]
+    return {
+        m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m[1] != "total"
+    }
 
 
 def env(work: Path) -> dict[str, str]:
@@ -46,7 +53,15 @@ def env(work: Path) -> dict[str, str]:
 
 
 def edit(path: Path) -> None:
-    path.write_text(path.read_text() + "\n# edited\n")
+    """A change to what the module runs (a new module-level statement)."""
+    path.write_text(path.read_text() + "\n_EDITED = 1\n")
+
+
+def comment_edit(path: Path) -> None:
+    """A comment, a reworded module docstring and a blank line: no change to the code."""
+    text = path.read_text()
+    assert text.startswith('"""'), path
+    path.write_text('"""Reworded. ' + text[3:] + "\n\n# a comment\n")
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +71,14 @@ def work(tmp_path_factory):
         source = ROOT / name
         (shutil.copytree if source.is_dir() else shutil.copy)(source, work / name)
     (work / "test.yaml").write_text(yaml.safe_dump(CONFIG))
-    proc = subprocess.run([SNAKEMAKE, "--cores", "2", "--configfile", "test.yaml"], cwd=work,
-                          capture_output=True, text=True, env=env(work), timeout=900)
+    proc = subprocess.run(
+        [SNAKEMAKE, "--cores", "2", "--configfile", "test.yaml"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        env=env(work),
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return work
 
@@ -89,16 +110,64 @@ def test_editing_a_method_reruns_only_its_jobs(work, package):
 @pytest.mark.slow
 def test_editing_a_target_module_reruns_only_that_target(work, package):
     edit(package / "targets" / "banana.py")
-    # banana's reference, both labels on banana, their evaluations, the report
-    assert planned_jobs(work) == {"reference": 1, "train": 2, "evaluate": 2, "report": 1, "all": 1}
+    # banana's reference and description, both labels on banana, their evaluations, the report
+    assert planned_jobs(work) == {
+        "reference": 1,
+        "describe_target": 1,
+        "train": 2,
+        "evaluate": 2,
+        "report": 1,
+        "all": 1,
+    }
 
 
 @pytest.mark.slow
 def test_editing_shared_core_reruns_everything_that_imports_it(work, package):
     edit(package / "families" / "semi_implicit.py")  # imported by ksivi and sivi, not by targets
     assert planned_jobs(work) == {"train": 4, "evaluate": 4, "report": 1, "all": 1}
-    edit(package / "settings.py")  # imported by every method, target and engine
-    assert planned_jobs(work) == {"reference": 2, "train": 4, "evaluate": 4, "report": 1, "all": 1}
+    edit(package / "settings.py")  # imported by the command line, so by every job
+    assert planned_jobs(work) == EVERY_JOB
+
+
+#: Every job of CONFIG but the config snapshot (which runs no package code).
+EVERY_JOB = {
+    "reference": 2,
+    "describe_target": 2,
+    "train": 4,
+    "evaluate": 4,
+    "report": 1,
+    "all": 1,
+}
+
+
+@pytest.mark.slow
+def test_comments_and_docstrings_rerun_nothing(work, package):
+    for path in ("artifacts.py", "settings.py", "cli.py", "steps/train.py", "report/views.py"):
+        comment_edit(package / path)
+    assert planned_jobs(work) == {}
+
+
+@pytest.mark.slow
+def test_editing_a_step_reruns_what_it_shapes(work, package):
+    edit(package / "steps" / "train.py")  # seeds torch, casts the draws: every training job
+    assert planned_jobs(work) == {"train": 4, "evaluate": 4, "report": 1, "all": 1}
+    (package / "steps" / "train.py").write_text(
+        (package / "steps" / "train.py").read_text().replace("\n_EDITED = 1\n", "")
+    )
+    edit(package / "steps" / "evaluate.py")
+    assert planned_jobs(work) == {"evaluate": 4, "report": 1, "all": 1}
+
+
+@pytest.mark.slow
+def test_editing_the_report_reruns_only_the_report(work, package):
+    edit(package / "report" / "views.py")
+    assert planned_jobs(work) == {"report": 1, "all": 1}
+
+
+@pytest.mark.slow
+def test_editing_the_command_line_reruns_every_job(work, package):
+    edit(package / "cli.py")
+    assert planned_jobs(work) == EVERY_JOB
 
 
 @pytest.mark.slow
@@ -109,7 +178,13 @@ def test_adding_a_seed_or_a_method_runs_only_the_new_combinations(work, package)
         config["methods"]["k2"] = {"method": "ksivi", "estimator": "ustat"}
         (work / "test.yaml").write_text(yaml.safe_dump(config))
         # new: seed 1 for k and s, seeds 0 and 1 for k2, on both targets = 8 runs
-        assert planned_jobs(work) == {"config_snapshot": 1, "train": 8, "evaluate": 8, "report": 1, "all": 1}
+        assert planned_jobs(work) == {
+            "config_snapshot": 1,
+            "train": 8,
+            "evaluate": 8,
+            "report": 1,
+            "all": 1,
+        }
     finally:
         (work / "test.yaml").write_text(yaml.safe_dump(CONFIG))
 
@@ -121,8 +196,10 @@ def test_editing_a_stan_program_reruns_only_its_targets_reference(tmp_path, monk
 
     closure = provenance.module_closure(["sivi_engine.targets.bnn"])
     assert [p.name for p in provenance.stan_programs(closure)] == ["bnn.stan"]
-    before = {target: provenance.reference_code_hash("stan", target)
-              for target in ("bnn_diabetes", "blr_waveform")}
+    before = {
+        target: provenance.reference_code_hash("stan", target)
+        for target in ("bnn_diabetes", "blr_waveform")
+    }
     training = provenance.training_code_hash("ksivi", "bnn_diabetes")
 
     programs = tmp_path / "stan"
