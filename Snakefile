@@ -17,20 +17,23 @@ validate(config, "workflow/schemas/config.schema.yaml")
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/describe.smk"
 include: "workflow/rules/reference.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 
 
-# Writing a small YAML file: never worth a cluster job (the SLURM profile submits the others).
+# Writing a small YAML file or a target's description: never worth a cluster job (the SLURM
+# profile submits the others).
 localrules:
     config_snapshot,
+    describe_target,
 
 
 rule all:
+    default_target: True
     input:
         "reports/index.html",
         "reports/summary.md",
         "reports/reproduction.md",
-    default_target: True

@@ -5,8 +5,9 @@
 Snakemake builds the runs of each selected (target, label) of ``config/paper.yaml`` at its full
 paper settings with the given seeds, then the report's reproduction section is rendered from
 exactly those runs into ``benchmarks/results/reproduction.md``, with every run's metrics in
-``reproduction.csv`` beside it (the rest of that report goes to a scratch directory). ``AFFORDABLE`` lists the rows that fit a 2-core CPU machine in about an
-hour; the others are listed in the file as not run, with the reason.
+``reproduction.csv`` beside it (the rest of that report goes to a scratch directory).
+``AFFORDABLE`` lists the rows that fit a 2-core CPU machine in about an hour; the others are
+listed in the file as not run, with the reason.
 """
 
 from __future__ import annotations
@@ -58,25 +59,62 @@ def main(argv: list[str] | None = None) -> None:
     config = yaml.safe_load(CONFIG.read_text("utf-8"))
     pairs = sorted({(row["target"], row["method"]) for row in config["reproduction"]})
     chosen = [pair for pair in pairs if args.rows == "all" or pair in AFFORDABLE]
-    metrics = [f"results/runs/{t}/{label}/seed{s}/metrics.zarr"
-               for t, label in chosen for s in args.seeds]
+    metrics = [
+        f"results/runs/{t}/{label}/seed{s}/metrics.zarr" for t, label in chosen for s in args.seeds
+    ]
+    samples = [path.replace("metrics.zarr", "samples.zarr") for path in metrics]
+    targets = sorted({t for t, _ in chosen})
+    references = [f"results/reference/{t}.zarr" for t in targets]
+    descriptions = [f"results/targets/{t}.zarr" for t in targets]
     snakemake = str(Path(sys.executable).with_name("snakemake"))
     with tempfile.TemporaryDirectory() as scratch:
         # a second --configfile merges over the first (`--config seeds=[...]` gives strings)
         seeds = Path(scratch) / "seeds.yaml"
         seeds.write_text(yaml.safe_dump({"seeds": args.seeds}), "utf-8")
-        run([snakemake, "--cores", str(args.cores), "--configfile", str(CONFIG), str(seeds),
-             "--", "results/config.yaml", *metrics])
-        run([sys.executable, "-m", "sivi_engine", "report", "--metrics", *metrics,
-             "--config", "results/config.yaml", "--out", scratch,
-             "--table", str(Path(scratch) / "metrics.zarr")])
+        run(
+            [
+                snakemake,
+                "--cores",
+                str(args.cores),
+                "--configfile",
+                str(CONFIG),
+                str(seeds),
+                "--",
+                "results/config.yaml",
+                *metrics,
+                *descriptions,
+            ]
+        )
+        run(
+            [
+                sys.executable,
+                "-m",
+                "sivi_engine",
+                "report",
+                "--metrics",
+                *metrics,
+                "--samples",
+                *samples,
+                "--references",
+                *references,
+                "--descriptions",
+                *descriptions,
+                "--config",
+                "results/config.yaml",
+                "--out",
+                scratch,
+                "--table",
+                str(Path(scratch) / "metrics.zarr"),
+            ]
+        )
         table = (Path(scratch) / "reproduction.md").read_text("utf-8")
         shutil.copy(Path(scratch) / "metrics.csv", RESULTS.with_suffix(".csv"))
     skipped = [pair for pair in pairs if pair not in chosen]
     lines = [
         "# Reproduction table (measured)",
         "",
-        f"`python benchmarks/reproduction.py --cores {args.cores} --seeds {' '.join(map(str, args.seeds))}`"
+        f"`python benchmarks/reproduction.py --cores {args.cores} "
+        f"--seeds {' '.join(map(str, args.seeds))}`"
         f" on {datetime.date.today().isoformat()}: config/paper.yaml at full paper settings,"
         f" {len(args.seeds)} seeds, CPU.",
         "",

@@ -1,12 +1,17 @@
 """Typed artifacts: xarray Datasets in Zarr v3 stores with declared schemas.
 
-Three artifact kinds flow through the benchmark (DESIGN §2):
+Four artifact kinds flow through the benchmark (DESIGN §2):
 
+- ``TargetDescription``: what the report shows of a target itself (its declared capabilities,
+  its density on a grid for d ≤ 2, the true path of a path-valued target; see
+  :func:`target_description`),
 - ``ReferenceDraws``: ``draws(chain, draw, param)`` from a reference engine,
 - ``SampleSet``: ``samples(draw, param)`` from a trained method plus its training trace and
   the draws at its training checkpoints (see :func:`sample_set`),
-- ``MetricSet``: scalar metrics on dims ``(target, method, seed)``, and the metrics of each
-  training checkpoint as curves ``curve_<metric>`` on dims ``(target, method, seed, checkpoint)``.
+- ``MetricSet``: scalar metrics on dims ``(target, method, seed)``, the metrics of each
+  training checkpoint as curves ``curve_<metric>`` on dims ``(target, method, seed, checkpoint)``,
+  and a classifier's reliability curve ``reliability_<name>`` on dims
+  ``(target, method, seed, calibration_bin)``.
 
 Every store is validated when written and when read. Writes are atomic: the store is written
 to a hidden sibling, marked complete, and renamed into place, so a killed job never leaves a
@@ -49,10 +54,10 @@ class VariableSpec:
 class ArtifactSchema:
     """Declared content of one artifact kind.
 
-    ``variables`` must all be present with exactly these dims and dtypes; a further variable
-    whose name starts with a key of ``prefixed_variables`` must have that key's spec (MetricSet
-    curves); when ``extra_variables`` is set, any other variable must have that spec (MetricSet
-    metrics).
+    ``variables`` must all be present with exactly these dims and dtypes, and
+    ``optional_variables`` may be; a further variable whose name starts with a key of
+    ``prefixed_variables`` must have that key's spec (MetricSet curves); when
+    ``extra_variables`` is set, any other variable must have that spec (MetricSet metrics).
     """
 
     kind: str
@@ -61,22 +66,56 @@ class ArtifactSchema:
     required_attrs: tuple[str, ...]
     extra_variables: VariableSpec | None = None
     prefixed_variables: Mapping[str, VariableSpec] = dataclasses.field(default_factory=dict)
+    optional_variables: Mapping[str, VariableSpec] = dataclasses.field(default_factory=dict)
 
     def spec_of(self, name: str) -> VariableSpec | None:
         """The spec a variable that is not in ``variables`` must satisfy (None: not allowed)."""
+        if name in self.optional_variables:
+            return self.optional_variables[name]
         for prefix, spec in self.prefixed_variables.items():
             if name.startswith(prefix):
                 return spec
         return self.extra_variables
 
 
+TARGET_DESCRIPTION = ArtifactSchema(
+    kind="TargetDescription",
+    variables={},
+    string_coords=("param",),
+    required_attrs=(
+        "target",
+        "target_settings",
+        "target_hash",
+        "capabilities",
+        "dim",
+        "versions",
+        "created",
+    ),
+    optional_variables={
+        "density_1d": VariableSpec(("grid_x",), "float64"),
+        "density_2d": VariableSpec(("grid_y", "grid_x"), "float64"),
+        "path_time": VariableSpec(("path_point",), "float64"),
+        "true_path": VariableSpec(("path_point",), "float64"),
+        "observation_time": VariableSpec(("observation",), "float64"),
+        "observation": VariableSpec(("observation",), "float64"),
+    },
+)
+
 REFERENCE_DRAWS = ArtifactSchema(
     kind="ReferenceDraws",
     variables={"draws": VariableSpec(("chain", "draw", "param"), "float64")},
     string_coords=("param",),
     required_attrs=(
-        "target", "target_settings", "target_hash", "engine", "engine_settings", "seed",
-        "diagnostics", "wall_seconds", "versions", "created",
+        "target",
+        "target_settings",
+        "target_hash",
+        "engine",
+        "engine_settings",
+        "seed",
+        "diagnostics",
+        "wall_seconds",
+        "versions",
+        "created",
     ),
     extra_variables=VariableSpec(("chain", "draw"), "float64"),  # sampler statistics
 )
@@ -91,20 +130,37 @@ SAMPLE_SET = ArtifactSchema(
         "loss": VariableSpec(("step",), "float64"),
         "elapsed": VariableSpec(("step",), "float64"),
         "checkpoint_samples": VariableSpec(
-            ("checkpoint", "checkpoint_draw", "param"), "float64", _NO_CHECKPOINTS),
+            ("checkpoint", "checkpoint_draw", "param"), "float64", _NO_CHECKPOINTS
+        ),
         "checkpoint_iteration": VariableSpec(("checkpoint",), "int64", _NO_CHECKPOINTS),
         "checkpoint_seconds": VariableSpec(("checkpoint",), "float64", _NO_CHECKPOINTS),
     },
     string_coords=("param",),
     required_attrs=(
-        "method", "label", "target", "target_settings", "seed", "settings", "code_hash",
-        "device", "wall_seconds", "iterations", "status", "diagnostics", "versions", "created",
-        "stopped_on_budget", "checkpoint_overhead_seconds",
+        "method",
+        "label",
+        "target",
+        "target_settings",
+        "seed",
+        "settings",
+        "code_hash",
+        "device",
+        "wall_seconds",
+        "iterations",
+        "status",
+        "diagnostics",
+        "versions",
+        "created",
+        "stopped_on_budget",
+        "checkpoint_overhead_seconds",
     ),
 )
 
 #: Prefix of the MetricSet variables that hold one value per training checkpoint.
 CURVE_PREFIX = "curve_"
+#: Prefix of the MetricSet variables that hold a classifier's reliability curve, one value per
+#: calibration bin (:func:`sivi_engine.metrics.reliability_curves`).
+RELIABILITY_PREFIX = "reliability_"
 #: Prefix of the MetricSet variables that hold the reference's own noise floor of a metric
 #: (:func:`sivi_engine.metrics.curves.noise_floor`), on the metrics' dims.
 FLOOR_PREFIX = "floor_"
@@ -116,11 +172,16 @@ METRIC_SET = ArtifactSchema(
     required_attrs=("created", "versions"),
     extra_variables=VariableSpec(("target", "method", "seed"), "float64"),
     prefixed_variables={
-        CURVE_PREFIX: VariableSpec(("target", "method", "seed", "checkpoint"), "float64")
+        CURVE_PREFIX: VariableSpec(("target", "method", "seed", "checkpoint"), "float64"),
+        RELIABILITY_PREFIX: VariableSpec(
+            ("target", "method", "seed", "calibration_bin"), "float64"
+        ),
     },
 )
 
-SCHEMAS = {schema.kind: schema for schema in (REFERENCE_DRAWS, SAMPLE_SET, METRIC_SET)}
+SCHEMAS = {
+    schema.kind: schema for schema in (TARGET_DESCRIPTION, REFERENCE_DRAWS, SAMPLE_SET, METRIC_SET)
+}
 
 
 def _fail(where: str, schema: ArtifactSchema, message: str) -> None:
@@ -130,7 +191,9 @@ def _fail(where: str, schema: ArtifactSchema, message: str) -> None:
 def validate(ds: xr.Dataset, schema: ArtifactSchema, where: str = "<memory>") -> None:
     """Raise :class:`ArtifactError` unless ``ds`` satisfies ``schema``."""
     if ds.attrs.get("kind") != schema.kind:
-        _fail(where, schema, f"attribute 'kind' is {ds.attrs.get('kind')!r}, expected {schema.kind!r}")
+        _fail(
+            where, schema, f"attribute 'kind' is {ds.attrs.get('kind')!r}, expected {schema.kind!r}"
+        )
     for name, spec in schema.variables.items():
         if name not in ds.data_vars:
             _fail(where, schema, f"missing variable {name!r}{spec.hint}")
@@ -144,7 +207,9 @@ def validate(ds: xr.Dataset, schema: ArtifactSchema, where: str = "<memory>") ->
         if name not in ds.coords:
             _fail(where, schema, f"missing coordinate {name!r}")
         if ds[name].dtype.kind not in "OUT":
-            _fail(where, schema, f"coordinate {name!r} has dtype {ds[name].dtype}, expected strings")
+            _fail(
+                where, schema, f"coordinate {name!r} has dtype {ds[name].dtype}, expected strings"
+            )
     for name in schema.required_attrs:
         if name not in ds.attrs:
             _fail(where, schema, f"missing attribute {name!r}")
@@ -191,7 +256,8 @@ def write(ds: xr.Dataset, path: str | os.PathLike[str], schema: ArtifactSchema) 
 
 
 def _replace(staging: Path, path: Path) -> None:
-    """Rename ``staging`` to ``path``; an existing store is only removed once the new one is in place."""
+    """Rename ``staging`` to ``path``; an existing store is only removed once the new one is
+    in place."""
     if not path.exists():
         os.replace(staging, path)
         return
@@ -211,7 +277,9 @@ def read(path: str | os.PathLike[str], schema: ArtifactSchema) -> xr.Dataset:
     except (KeyError, ValueError, FileNotFoundError) as err:
         raise ArtifactError(f"{schema.kind} store {path}: unreadable ({err})") from err
     if ds.attrs.get(COMPLETE_ATTR) is not True:
-        raise ArtifactError(f"{schema.kind} store {path}: incomplete write (no {COMPLETE_ATTR!r} mark)")
+        raise ArtifactError(
+            f"{schema.kind} store {path}: incomplete write (no {COMPLETE_ATTR!r} mark)"
+        )
     ds.attrs.pop(COMPLETE_ATTR)
     validate(ds, schema, str(path))
     return ds
@@ -220,6 +288,33 @@ def read(path: str | os.PathLike[str], schema: ArtifactSchema) -> xr.Dataset:
 def json_attr(value: Any) -> str:
     """Canonical JSON for nested provenance attributes (settings, diagnostics, versions)."""
     return json.dumps(value, sort_keys=True, default=float)
+
+
+def target_description(
+    param_names: Sequence[str],
+    *,
+    density: tuple[Sequence[np.ndarray], np.ndarray] | None = None,
+    path: Mapping[str, np.ndarray] | None = None,
+    **attrs: Any,
+) -> xr.Dataset:
+    """A TargetDescription dataset.
+
+    - ``density``: grid axes (x, or x and y) and the target density on them (shape (x,) or
+      (y, x)), stored as ``density_1d(grid_x)`` or ``density_2d(grid_y, grid_x)``;
+    - ``path``: ``path_time``, ``true_path`` (on ``path_point``), ``observation_time`` and
+      ``observation`` (on ``observation``) of a path-valued target.
+    """
+    variables: dict[str, Any] = {}
+    coords: dict[str, Any] = {"param": list(param_names)}
+    if density is not None:
+        axes, values = density
+        names = ("grid_x", "grid_y")[: len(axes)]
+        coords |= {name: np.asarray(axis, dtype=np.float64) for name, axis in zip(names, axes)}
+        variables[f"density_{len(axes)}d"] = (names[::-1], np.asarray(values, dtype=np.float64))
+    for name, values in (path or {}).items():
+        dim = "observation" if name.startswith("observation") else "path_point"
+        variables[name] = ((dim,), np.asarray(values, dtype=np.float64))
+    return xr.Dataset(variables, coords=coords, attrs=attrs)
 
 
 def reference_draws(
@@ -279,8 +374,14 @@ def sample_set(
             "loss": (("step",), np.asarray(loss, dtype=np.float64)),
             "elapsed": (("step",), np.asarray(elapsed, dtype=np.float64)),
             "checkpoint_samples": (("checkpoint", "checkpoint_draw", "param"), checkpoint_samples),
-            "checkpoint_iteration": (per_checkpoint, np.asarray(checkpoint_iteration, dtype=np.int64)),
-            "checkpoint_seconds": (per_checkpoint, np.asarray(checkpoint_seconds, dtype=np.float64)),
+            "checkpoint_iteration": (
+                per_checkpoint,
+                np.asarray(checkpoint_iteration, dtype=np.int64),
+            ),
+            "checkpoint_seconds": (
+                per_checkpoint,
+                np.asarray(checkpoint_seconds, dtype=np.float64),
+            ),
         },
         coords={
             "draw": np.arange(samples.shape[0]),
@@ -300,13 +401,16 @@ def metric_set(
     seed: int,
     /,
     curves: Mapping[str, np.ndarray] | None = None,
+    reliability: Mapping[str, np.ndarray] | None = None,
     **attrs: Any,
 ) -> xr.Dataset:
     """A one-run MetricSet: each metric a variable on dims (target, method, seed) of length 1.
 
     ``curves`` maps names to K values, one per training checkpoint (``iteration``, ``seconds``
     and the metrics); each becomes ``curve_<name>`` on dims (target, method, seed, checkpoint),
-    ``checkpoint`` an index 0..K−1. The ``method`` coordinate holds the config label (e.g.
+    ``checkpoint`` an index 0..K−1. ``reliability`` maps names to M values, one per calibration
+    bin; each becomes ``reliability_<name>`` on dims (target, method, seed, calibration_bin).
+    The ``method`` coordinate holds the config label (e.g.
     ``ksivi_u``); the registered method name is an attribute.
     """
     run = ("target", "method", "seed")
@@ -314,21 +418,28 @@ def metric_set(
         name: (run, np.full((1, 1, 1), value, dtype=np.float64)) for name, value in metrics.items()
     }
     curve_values = {
-        f"{CURVE_PREFIX}{name}": ((*run, "checkpoint"),
-                                  np.asarray(values, dtype=np.float64).reshape(1, 1, 1, -1))
+        f"{CURVE_PREFIX}{name}": (
+            (*run, "checkpoint"),
+            np.asarray(values, dtype=np.float64).reshape(1, 1, 1, -1),
+        )
         for name, values in (curves or {}).items()
     }
+    reliability_values = {
+        f"{RELIABILITY_PREFIX}{name}": (
+            (*run, "calibration_bin"),
+            np.asarray(values, dtype=np.float64).reshape(1, 1, 1, -1),
+        )
+        for name, values in (reliability or {}).items()
+    }
     coords = {"target": [target], "method": [label], "seed": [seed]}
-    if curve_values:
-        length = next(iter(curve_values.values()))[1].shape[-1]
-        coords["checkpoint"] = np.arange(length)
-    return xr.Dataset(scalars | curve_values, coords=coords, attrs=attrs)
+    for dim, values in (("checkpoint", curve_values), ("calibration_bin", reliability_values)):
+        if values:
+            coords[dim] = np.arange(next(iter(values.values()))[1].shape[-1])
+    return xr.Dataset(scalars | curve_values | reliability_values, coords=coords, attrs=attrs)
 
 
 def combine_metric_sets(datasets: Sequence[xr.Dataset], **attrs: Any) -> xr.Dataset:
     """Merge one-run MetricSets into one table; metrics missing for a run are NaN, and so are
     the curve points past a run's last checkpoint when runs have different checkpoint counts."""
-    merged = xr.merge(
-        [ds.drop_attrs() for ds in datasets], join="outer", compat="no_conflicts"
-    )
+    merged = xr.merge([ds.drop_attrs() for ds in datasets], join="outer", compat="no_conflicts")
     return merged.assign_attrs(attrs)

@@ -25,6 +25,7 @@ STEP_MODULES = {
     "reference": "sivi_engine.steps.reference",
     "train": "sivi_engine.steps.train",
     "evaluate": "sivi_engine.steps.evaluate",
+    "describe": "sivi_engine.steps.describe",
     "report": "sivi_engine.report",
 }
 
@@ -37,17 +38,28 @@ REGISTRY_MODULES = {
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--set", dest="assignments", action="append", default=[],
-                        metavar="KEY=VALUE", help="override a setting (repeatable; dotted keys)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads for torch (default: torch's choice)")
+    parser.add_argument(
+        "--set",
+        dest="assignments",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting (repeatable; dotted keys)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m sivi_engine", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m sivi_engine", description=__doc__.splitlines()[0]
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    listing = commands.add_parser("list", help="list registered targets, methods, engines or metrics")
+    listing = commands.add_parser(
+        "list", help="list registered targets, methods, engines or metrics"
+    )
     listing.add_argument("what", choices=sorted(REGISTRY_MODULES))
 
     ref = commands.add_parser("reference", help="draw reference draws of a target")
@@ -55,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     ref.add_argument("--out", required=True, type=Path)
     ref.add_argument("--engine", default="exact")
     _add_common(ref)
+
+    describe = commands.add_parser(
+        "describe", help="store what the report shows of a target (capabilities, density grid)"
+    )
+    describe.add_argument("--target", required=True)
+    describe.add_argument("--out", required=True, type=Path)
+    _add_common(describe)
 
     train = commands.add_parser("train", help="train a method on a target with one seed")
     train.add_argument("--method", required=True)
@@ -73,15 +92,45 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(evaluate)
 
     report = commands.add_parser("report", help="tables, figures and pages from MetricSets")
-    report.add_argument("--metrics", required=True, nargs="+", type=Path)
+    report.add_argument(
+        "--metrics", required=True, nargs="+", type=Path, help="every run's MetricSet"
+    )
+    report.add_argument(
+        "--samples", required=True, nargs="+", type=Path, help="every run's SampleSet"
+    )
+    report.add_argument(
+        "--references", required=True, nargs="+", type=Path, help="every target's ReferenceDraws"
+    )
+    report.add_argument(
+        "--descriptions",
+        required=True,
+        nargs="+",
+        type=Path,
+        help="every target's TargetDescription",
+    )
     report.add_argument("--out", required=True, type=Path)
-    report.add_argument("--table", type=Path, default=None,
-                        help="also write the combined MetricSet here (and a CSV beside it)")
-    report.add_argument("--config", type=Path, default=None, help="config file to show in the report")
-    report.add_argument("--benchmarks", nargs="*", type=Path, default=[],
-                        help="Snakemake benchmark files (ROOT/RULE/JOB.tsv) for the cost section")
-    report.add_argument("--benchmark-root", type=Path, default=None,
-                        help="directory holding the benchmark files' RULE folders")
+    report.add_argument(
+        "--table",
+        type=Path,
+        default=None,
+        help="also write the combined MetricSet here (and a CSV beside it)",
+    )
+    report.add_argument(
+        "--config", type=Path, default=None, help="config file to show in the report"
+    )
+    report.add_argument(
+        "--benchmarks",
+        nargs="*",
+        type=Path,
+        default=[],
+        help="Snakemake benchmark files (ROOT/RULE/JOB.tsv) for the cost section",
+    )
+    report.add_argument(
+        "--benchmark-root",
+        type=Path,
+        default=None,
+        help="directory holding the benchmark files' RULE folders",
+    )
     return parser
 
 
@@ -98,8 +147,14 @@ def _reference(args: argparse.Namespace, overrides: dict) -> None:
     _step("reference").reference(args.target, args.out, args.engine, overrides)
 
 
+def _describe(args: argparse.Namespace, overrides: dict) -> None:
+    _step("describe").describe(args.target, args.out, overrides)
+
+
 def _train(args: argparse.Namespace, overrides: dict) -> None:
-    _step("train").train(args.method, args.target, args.seed, args.out, args.device, overrides, args.label)
+    _step("train").train(
+        args.method, args.target, args.seed, args.out, args.device, overrides, args.label
+    )
 
 
 def _evaluate(args: argparse.Namespace, overrides: dict) -> None:
@@ -107,12 +162,26 @@ def _evaluate(args: argparse.Namespace, overrides: dict) -> None:
 
 
 def _report(args: argparse.Namespace, overrides: dict) -> None:
-    _step("report").build_report(args.metrics, args.out, table_path=args.table, config_path=args.config,
-                 benchmark_paths=args.benchmarks, benchmark_root=args.benchmark_root)
+    report = _step("report")
+    stores = report.ReportStores(args.metrics, args.samples, args.references, args.descriptions)
+    report.build_report(
+        stores,
+        args.out,
+        table_path=args.table,
+        config_path=args.config,
+        benchmark_paths=args.benchmarks,
+        benchmark_root=args.benchmark_root,
+    )
 
 
-HANDLERS = {"list": _list, "reference": _reference, "train": _train, "evaluate": _evaluate,
-            "report": _report}
+HANDLERS = {
+    "list": _list,
+    "reference": _reference,
+    "describe": _describe,
+    "train": _train,
+    "evaluate": _evaluate,
+    "report": _report,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

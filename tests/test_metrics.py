@@ -36,6 +36,7 @@ from sivi_engine.metrics import (
     quantile_errors,
     rank_correlation_comparison,
     reliability_curve,
+    reliability_curves,
 )
 from sivi_engine.settings import SettingsError
 from sivi_engine.targets import make_target
@@ -174,6 +175,7 @@ def test_density_kl_two_gaussians():
 def target_log_density(target: Target):
     def log_density(points: np.ndarray) -> np.ndarray:
         return target.log_prob(torch.as_tensor(points)).numpy()
+
     return log_density
 
 
@@ -209,8 +211,9 @@ def test_density_kl_scores_exact_draws_zero_and_wrong_fits_worse(name, n, tolera
     for label, q in wrong_fits(target, x, generator).items():
         wrong = density_kl_divergence(q, log_density)
         assert wrong > exact + tolerance, label
-    assert density_kl_divergence(wrong_fits(target, x, generator)["mode_dropped"],
-                                 log_density) == pytest.approx(math.log(2), abs=tolerance)
+    assert density_kl_divergence(
+        wrong_fits(target, x, generator)["mode_dropped"], log_density
+    ) == pytest.approx(math.log(2), abs=tolerance)
 
 
 def test_density_kl_removes_duplicate_rows():
@@ -477,8 +480,16 @@ def make_context(target: Target, **settings) -> EvaluationContext:
 
 
 def test_evaluate_all_keys_finite():
-    assert METRICS.names() == ["correlation", "coverage", "density_kl", "knn_kl", "mmd", "modes",
-                              "moments", "predictive"]
+    assert METRICS.names() == [
+        "correlation",
+        "coverage",
+        "density_kl",
+        "knn_kl",
+        "mmd",
+        "modes",
+        "moments",
+        "predictive",
+    ]
     results = evaluate_all(make_context(StandardNormal2D(), max_points_knn=3000))
     assert set(results) == EXPECTED_KEYS
     assert all(isinstance(v, float) and math.isfinite(v) for v in results.values())
@@ -515,14 +526,21 @@ def test_reliability_curve_matches_scikit_learn():
 
     rng = np.random.default_rng(3)
     p = rng.beta(0.7, 0.9, size=3000)
-    p[:5] = [0.0, 1.0, 0.1, 0.5, 0.9]  # on edges: bins are right-closed, as in sklearn
-    y = (rng.random(3000) < p**1.3).astype(float)
+    p = p[(p <= 0.4) | (p > 0.5)]  # bin (0.4, 0.5] left empty
+    p[:5] = [0.0, 1.0, 0.1, 0.4, 0.9]  # on edges: bins are right-closed, as in sklearn
+    y = (rng.random(p.size) < p**1.3).astype(float)
     curve = reliability_curve(p, y, bins=10)
+    # every bin is kept; the empty one is NaN with count 0, and filled() drops it
+    assert curve.count.shape == curve.frequency.shape == curve.confidence.shape == (10,)
+    assert curve.count[4] == 0 and np.isnan([curve.confidence[4], curve.frequency[4]]).all()
+    assert (np.delete(curve.count, 4) > 0).all()
+    filled = curve.filled()
     frequency, confidence = calibration_curve(y, p, n_bins=10, strategy="uniform")
+    assert filled.count.size == frequency.size == 9  # sklearn leaves empty bins out
     # Same bin means computed two ways: equal to float64 round-off.
-    np.testing.assert_allclose(curve.frequency, frequency, rtol=1e-12)
-    np.testing.assert_allclose(curve.confidence, confidence, rtol=1e-12)
-    assert curve.count.sum() == 3000
+    np.testing.assert_allclose(filled.frequency, frequency, rtol=1e-12)
+    np.testing.assert_allclose(filled.confidence, confidence, rtol=1e-12)
+    assert curve.count.sum() == filled.count.sum() == p.size
 
 
 def test_ece_closed_forms():
@@ -530,7 +548,9 @@ def test_ece_closed_forms():
     Two bins (0.2 on 300 points with 30 % ones; 0.9 on 100 points with 60 % ones):
     ECE = 0.75·|0.3 − 0.2| + 0.25·|0.6 − 0.9| = 0.15."""
     y = np.tile([0.0, 1.0], 500)
-    assert expected_calibration_error(reliability_curve(np.full(1000, 0.7), y)) == pytest.approx(0.2)
+    assert expected_calibration_error(reliability_curve(np.full(1000, 0.7), y)) == pytest.approx(
+        0.2
+    )
     p = np.r_[np.full(300, 0.2), np.full(100, 0.9)]
     y = np.r_[np.repeat([1.0, 0.0], [90, 210]), np.repeat([1.0, 0.0], [60, 40])]
     assert expected_calibration_error(reliability_curve(p, y)) == pytest.approx(0.15)
@@ -555,32 +575,62 @@ def test_predictive_group_scores_held_out_data():
     ctx = EvaluationContext(draws, draws, target, EvaluationSettings(calibration_bins=5))
     results = METRICS["predictive"](ctx)
     direct = target.predictive(draws)
-    assert set(results) == {"test_log_likelihood", "accuracy", "ece", "reference_test_log_likelihood",
-                            "reference_accuracy", "reference_ece"}
+    assert set(results) == {
+        "test_log_likelihood",
+        "accuracy",
+        "ece",
+        "reference_test_log_likelihood",
+        "reference_accuracy",
+        "reference_ece",
+    }
     assert results["test_log_likelihood"] == direct["test_log_likelihood"]
     assert results["reference_test_log_likelihood"] == direct["test_log_likelihood"]
-    curve = reliability_curve(direct["probabilities"], target.y_test.numpy(), bins=5)
+    curve = reliability_curve(direct["probabilities"], target.test_response(), bins=5)
     assert results["ece"] == expected_calibration_error(curve)
+    # the stored reliability curves are that curve on all 5 bins, q's and the reference's
+    # (here the same draws)
+    stored = reliability_curves(ctx)
+    assert set(stored) == {
+        f"{prefix}{name}"
+        for prefix in ("", "reference_")
+        for name in ("confidence", "frequency", "count")
+    }
+    for prefix in ("", "reference_"):
+        for name in ("confidence", "frequency", "count"):
+            np.testing.assert_array_equal(stored[f"{prefix}{name}"], getattr(curve, name))
+    assert reliability_curves(make_context(StandardNormal2D())) == {}
     assert METRICS["predictive"](make_context(StandardNormal2D())) == {}
 
     bnn = make_target("bnn_diabetes", {})
     theta = 0.1 * np.random.default_rng(1).standard_normal((200, bnn.dim))
-    scores = METRICS["predictive"](EvaluationContext(theta, theta, bnn))
-    assert set(scores) == {"rmse", "test_log_likelihood", "reference_rmse",
-                           "reference_test_log_likelihood"}
+    bnn_ctx = EvaluationContext(theta, theta, bnn)
+    assert set(METRICS["predictive"](bnn_ctx)) == {
+        "rmse",
+        "test_log_likelihood",
+        "reference_rmse",
+        "reference_test_log_likelihood",
+    }
+    assert reliability_curves(bnn_ctx) == {}  # a regression: no probabilities, no curve
 
 
 def test_exhaustive_neighbour_search_equals_the_tree():
     """The GPU path (exhaustive torch distances), run here on the CPU, finds the same k-th
     neighbour distances as the k-d tree: both are exact, so only round-off differs."""
-    from sivi_engine.metrics.knn_kl import DISTANCE_BLOCK, kth_distance_exhaustive, kth_distance_tree
+    from sivi_engine.metrics.knn_kl import (
+        DISTANCE_BLOCK,
+        kth_distance_exhaustive,
+        kth_distance_tree,
+    )
 
     rng = np.random.default_rng(5)
     points = rng.normal(size=(DISTANCE_BLOCK + 300, 7))  # more than one block
     reference = rng.normal(size=(900, 7))
     for k in (1, 3):
-        np.testing.assert_allclose(kth_distance_exhaustive(points, reference, k, "cpu"),
-                                   kth_distance_tree(points, reference, k), rtol=1e-10)
+        np.testing.assert_allclose(
+            kth_distance_exhaustive(points, reference, k, "cpu"),
+            kth_distance_tree(points, reference, k),
+            rtol=1e-10,
+        )
 
 
 # ----------------------------------------------------------------------------- infinite variance
@@ -626,11 +676,16 @@ def test_infinite_variance_target_gets_quantile_metrics_and_light_tails_score_wo
     exact / Gaussian kl_qp_density 0.003 ± 0.008 / 0.16 ± 0.015, kl_pq_knn 0.03 ± 0.02 /
     0.46 ± 0.01, mmd2 0.0003 ± 0.0003 / 0.014 ± 0.001: the margins asserted are ≥ 4 sds."""
     target, reference, fits = student_t_fits(10_000)
-    scores = {name: evaluate_all(EvaluationContext(x, reference, target))
-              for name, x in fits.items()}
+    scores = {
+        name: evaluate_all(EvaluationContext(x, reference, target)) for name, x in fits.items()
+    }
     keys = set(scores["exact"])
-    assert {"median_error_iqr", "iqr_ratio_log_max", "tail_ratio_log_max",
-            "rank_corr_max_abs_diff"} <= keys
+    assert {
+        "median_error_iqr",
+        "iqr_ratio_log_max",
+        "tail_ratio_log_max",
+        "rank_corr_max_abs_diff",
+    } <= keys
     assert not keys & {"mean_error_std", "sd_ratio_log_max", "corr_max_abs_diff"}
     exact, gaussian = scores["exact"], scores["gaussian"]
     assert abs(exact["kl_qp_density"]) < 0.04 and gaussian["kl_qp_density"] > 0.1
@@ -646,6 +701,8 @@ def test_draws_to_score_subsamples_with_the_evaluation_seed():
     assert draws_to_score(x, EvaluationSettings()) is x
     picked = draws_to_score(x, EvaluationSettings(num_draws=1000, seed=3))
     assert picked.shape == (1000, 2) and len(np.unique(picked[:, 0])) == 1000
-    np.testing.assert_array_equal(picked, draws_to_score(x, EvaluationSettings(num_draws=1000, seed=3)))
+    np.testing.assert_array_equal(
+        picked, draws_to_score(x, EvaluationSettings(num_draws=1000, seed=3))
+    )
     with pytest.raises(SettingsError, match="'num_draws' = 2000 exceeds the run's 1500 draws"):
         draws_to_score(x, EvaluationSettings(num_draws=2000))

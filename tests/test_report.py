@@ -3,9 +3,13 @@ the data targets (logistic regression, diffusion, BNN) with Gaussian stand-in po
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 import re
+import subprocess
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,16 +20,30 @@ import xarray as xr
 import yaml
 
 from sivi_engine import artifacts
-from sivi_engine.metrics import METRICS, EvaluationContext, correlation_comparison
-from sivi_engine.metrics.predictive import reliability_curve
+from sivi_engine.metrics import (
+    EvaluationContext,
+    EvaluationSettings,
+    correlation_comparison,
+    evaluate_groups,
+    reliability_curves,
+)
+from sivi_engine.metrics.predictive import expected_calibration_error, reliability_curve
 from sivi_engine.report import build_report, curves, reproduction, summaries, tables, views
 from sivi_engine.report import figures as fig
 from sivi_engine.report import runs as rn
 from sivi_engine.report.document import BUDGET_NOTE, NO_CURVES, NO_REPRODUCTION, NO_SUSPECT
-from sivi_engine.report.figures import Series, Trace, correlation_figure, loss_figure, reliability_figure
+from sivi_engine.report.figures import (
+    Series,
+    Trace,
+    correlation_figure,
+    loss_figure,
+    reliability_figure,
+)
 from sivi_engine.report.render import Paragraph, TableBlock, to_html, to_markdown
 from sivi_engine.report.tables import Table, format_number, seed_cell
 from sivi_engine.settings import SettingsError
+from sivi_engine.steps.describe import describe
+from sivi_engine.steps.evaluate import evaluate
 from sivi_engine.targets import make_target
 
 TARGETS = ("banana", "gmm1d")
@@ -38,15 +56,37 @@ SUSPECT_REASONS = ["kl_qp_knn above the gate", "coverage_95 far from 0.95"]
 # the evaluation flags a diverged run suspect too, with the divergence as its reason
 DIVERGED_REASONS = ["training status: diverged"]
 REPRODUCTION = [
-    {"experiment": "banana KL", "target": "banana", "method": "ksivi_u", "metric": "kl_qp_knn",
-     "paper": 0.2, "paper_sd": 0.01, "source": "paper Table 1"},
-    {"experiment": "gmm1d KL", "target": "gmm1d", "method": "svgd", "metric": "kl_qp_knn",
-     "paper": 0.5, "source": "paper Fig. 2", "note": "read off a plot"},
-    {"experiment": "not in this report", "target": "gmm1d", "method": "uivi", "metric": "kl_qp_knn",
-     "paper": 1, "source": "paper Table 3"},
+    {
+        "experiment": "banana KL",
+        "target": "banana",
+        "method": "ksivi_u",
+        "metric": "kl_qp_knn",
+        "paper": 0.2,
+        "paper_sd": 0.01,
+        "source": "paper Table 1",
+    },
+    {
+        "experiment": "gmm1d KL",
+        "target": "gmm1d",
+        "method": "svgd",
+        "metric": "kl_qp_knn",
+        "paper": 0.5,
+        "source": "paper Fig. 2",
+        "note": "read off a plot",
+    },
+    {
+        "experiment": "not in this report",
+        "target": "gmm1d",
+        "method": "uivi",
+        "metric": "kl_qp_knn",
+        "paper": 1,
+        "source": "paper Table 3",
+    },
 ]
-CONFIG = ("targets: [banana, gmm1d]\nmethods:\n  ksivi_u: {method: ksivi, estimator: ustat}\n  svgd: {}\n"
-          + yaml.safe_dump({"reproduction": REPRODUCTION}, sort_keys=False))
+CONFIG = (
+    "targets: [banana, gmm1d]\nmethods:\n  ksivi_u: {method: ksivi, estimator: ustat}\n  svgd: {}\n"
+    + yaml.safe_dump({"reproduction": REPRODUCTION}, sort_keys=False)
+)
 
 
 def fake_metrics(target: str, label_index: int, seed: int) -> dict[str, float]:
@@ -66,76 +106,187 @@ COMMON = {"versions": VERSIONS, "created": "2026-01-01T00:00:00+00:00", "target_
 
 
 def run_status(n_draws: int, diverged: bool = False, suspect: bool = False) -> dict[str, float]:
-    """The run-status variables of a per-run MetricSet (reference scores NaN: not applicable)."""
+    """The run-status variables of a per-run MetricSet (reference scores NaN: not applicable,
+    unless the run's metrics hold them)."""
     reference = {f"reference_{m}": float("nan") for m in tables.PREDICTIVE_METRICS}
-    return {"suspect": float(suspect), "diverged": float(diverged),
-            "scored_draws": float(n_draws), **reference}
+    return {
+        "suspect": float(suspect),
+        "diverged": float(diverged),
+        "scored_draws": float(n_draws),
+        **reference,
+    }
 
 
-def write_reference(root: Path, target_name: str, names: list[str], draws: np.ndarray,
-                    engine: str = "exact") -> Path:
-    """A ReferenceDraws store of ``draws`` (chain, draw, param) below ``root``/reference."""
+def write_reference(
+    root: Path, target_name: str, names: list[str], draws: np.ndarray, engine: str = "exact"
+) -> Path:
+    """A ReferenceDraws store of ``draws`` (chain, draw, param) below ``root``/reference, and
+    the target's real TargetDescription below ``root``/targets."""
+    describe(target_name, root / "targets" / f"{target_name}.zarr", {})
     path = root / "reference" / f"{target_name}.zarr"
     artifacts.write(
         artifacts.reference_draws(
-            draws, names, target=target_name, target_hash="h", engine=engine,
-            engine_settings="{}", seed=0, diagnostics="{}", wall_seconds=0.5, **COMMON,
+            draws,
+            names,
+            target=target_name,
+            target_hash="h",
+            engine=engine,
+            engine_settings="{}",
+            seed=0,
+            diagnostics="{}",
+            wall_seconds=0.5,
+            **COMMON,
         ),
-        path, artifacts.REFERENCE_DRAWS,
+        path,
+        artifacts.REFERENCE_DRAWS,
     )
     return path
 
 
-def write_run(root: Path, target_name: str, names: list[str], label: str, seed: int,
-              samples: np.ndarray, metrics: dict[str, float], reference_path: Path,
-              loss: np.ndarray, status: str = "ok", suspect_reasons: tuple[str, ...] = (),
-              curves: dict[str, np.ndarray] | None = None, settings: str = "{}") -> Path:
-    """SampleSet and MetricSet stores of one run, the MetricSet with its run-status variables
-    (suspect when ``suspect_reasons`` are given) and ``curves`` (name → one value per
-    checkpoint); returns the MetricSet path. The SampleSet's checkpoint draws are a stand-in
+def run_dir(root: Path, target_name: str, label: str, seed: int) -> Path:
+    return root / "runs" / target_name / label / f"seed{seed}"
+
+
+def write_sample_set(
+    root: Path,
+    target_name: str,
+    names: list[str],
+    label: str,
+    seed: int,
+    samples: np.ndarray,
+    loss: np.ndarray,
+    status: str = "ok",
+    settings: str = "{}",
+) -> Path:
+    """The SampleSet store of one run below ``root``/runs; its checkpoint draws are a stand-in
     (the report reads the MetricSet's curves, never the checkpoint draws)."""
-    run_dir = root / "runs" / target_name / label / f"seed{seed}"
     step = np.arange(0, 5 * len(loss), 5)
-    artifacts.write(
+    return artifacts.write(
         artifacts.sample_set(
-            samples, names, step, loss, step * 0.01,
-            checkpoint_samples=samples[None, :10], checkpoint_iteration=np.array([500]),
+            samples,
+            names,
+            step,
+            loss,
+            step * 0.01,
+            checkpoint_samples=samples[None, :10],
+            checkpoint_iteration=np.array([500]),
             checkpoint_seconds=np.array([10.0 + seed]),
-            method=label.split("_")[0], label=label, target=target_name, seed=seed,
-            settings=settings, code_hash="c", device="cpu", wall_seconds=10.0 + seed,
-            iterations=500, status=status, diagnostics="{}", stopped_on_budget=0,
-            checkpoint_overhead_seconds=0.0, **COMMON,
+            method=label.split("_")[0],
+            label=label,
+            target=target_name,
+            seed=seed,
+            settings=settings,
+            code_hash="c",
+            device="cpu",
+            wall_seconds=10.0 + seed,
+            iterations=500,
+            status=status,
+            diagnostics="{}",
+            stopped_on_budget=0,
+            checkpoint_overhead_seconds=0.0,
+            **COMMON,
         ),
-        run_dir / "samples.zarr", artifacts.SAMPLE_SET,
+        run_dir(root, target_name, label, seed) / "samples.zarr",
+        artifacts.SAMPLE_SET,
     )
+
+
+def write_run(
+    root: Path,
+    target_name: str,
+    names: list[str],
+    label: str,
+    seed: int,
+    samples: np.ndarray,
+    metrics: dict[str, float],
+    loss: np.ndarray,
+    status: str = "ok",
+    suspect_reasons: tuple[str, ...] = (),
+    curves: dict[str, np.ndarray] | None = None,
+    settings: str = "{}",
+    reliability: dict[str, np.ndarray] | None = None,
+) -> Path:
+    """SampleSet and MetricSet stores of one run, the MetricSet with its run-status variables
+    (suspect when ``suspect_reasons`` are given), ``curves`` (name → one value per checkpoint)
+    and ``reliability`` (name → one value per calibration bin); returns the MetricSet path.
+    The MetricSet names no other store: the report must find them among the stores it is
+    given."""
+    write_sample_set(root, target_name, names, label, seed, samples, loss, status, settings)
     status_variables = run_status(len(samples), status != "ok", bool(suspect_reasons))
     metric_set = artifacts.metric_set(
-        metrics | status_variables, target_name, label, seed, curves=curves,
-        samples_path=str(run_dir / "samples.zarr"), reference_path=str(reference_path),
-        method=label.split("_")[0], suspect_reasons=json.dumps(list(suspect_reasons)), **COMMON,
+        status_variables | metrics,  # the metrics hold no flag; their reference_* scores win
+        target_name,
+        label,
+        seed,
+        curves=curves,
+        reliability=reliability,
+        method=label.split("_")[0],
+        suspect_reasons=json.dumps(list(suspect_reasons)),
+        **COMMON,
     )
-    return artifacts.write(metric_set, run_dir / "metrics.zarr", artifacts.METRIC_SET)
+    path = run_dir(root, target_name, label, seed) / "metrics.zarr"
+    return artifacts.write(metric_set, path, artifacts.METRIC_SET)
+
+
+def stores_below(root: Path, metrics: Sequence[Path]) -> rn.ReportStores:
+    """The report's stores: the MetricSets ``metrics`` (in this order: the report keeps the
+    runs' order) and every SampleSet, ReferenceDraws and TargetDescription below ``root``."""
+    return rn.ReportStores(
+        metrics=list(metrics),
+        samples=sorted(root.glob("runs/*/*/*/samples.zarr")),
+        references=sorted(root.glob("reference/*.zarr")),
+        descriptions=sorted(root.glob("targets/*.zarr")),
+    )
+
+
+def report_target_data(stores: rn.ReportStores) -> dict[str, views.TargetData]:
+    """The report's per-target inputs, read from ``stores`` as :func:`build_report` reads them."""
+    from sivi_engine.report.build import combine
+
+    sample_sets = rn.sample_set_index(stores.samples)
+    references = rn.target_index(stores.references, artifacts.REFERENCE_DRAWS)
+    descriptions = rn.target_index(stores.descriptions, artifacts.TARGET_DESCRIPTION)
+    loaded = [rn.read_run(p, sample_sets, references) for p in stores.metrics]
+    run_list = [run for _, run in loaded]
+    summary = rn.summarise_runs(run_list)
+    combined = combine([ds for ds, _ in loaded], summary, "now", {})
+    return views.target_data(run_list, summary, combined, descriptions)
 
 
 def write_results(root: Path) -> list[Path]:
-    """Reference, SampleSet and MetricSet stores for every run; returns the MetricSet paths."""
+    """Reference, TargetDescription, SampleSet and MetricSet stores for every run; returns the
+    MetricSet paths."""
     paths = []
     for target_name in TARGETS:
         target = make_target(target_name)
         gen = torch.Generator().manual_seed(0)
         draws = target.sample(2000, gen).numpy().reshape(2, 1000, target.dim)
-        reference_path = write_reference(root, target_name, target.param_names(), draws)
+        write_reference(root, target_name, target.param_names(), draws)
         for i, label in enumerate(LABELS):
             for seed in SEEDS:
                 samples = target.sample(3000, gen).numpy() * (1.0 + 0.2 * i)
                 step = np.arange(0, 500, 5)
-                loss = (np.exp(-step / 100.0) - 0.05 * i) * (1 + 0.1 * seed)  # label 1 goes negative
+                loss = (np.exp(-step / 100.0) - 0.05 * i) * (
+                    1 + 0.1 * seed
+                )  # label 1 goes negative
                 status = "diverged" if (target_name, label, seed) == DIVERGED else "ok"
                 reasons = {SUSPECT: SUSPECT_REASONS, DIVERGED: DIVERGED_REASONS}.get(
-                    (target_name, label, seed), ())
-                paths.append(write_run(root, target_name, target.param_names(), label, seed,
-                                       samples, fake_metrics(target_name, i, seed),
-                                       reference_path, loss, status, tuple(reasons)))
+                    (target_name, label, seed), ()
+                )
+                paths.append(
+                    write_run(
+                        root,
+                        target_name,
+                        target.param_names(),
+                        label,
+                        seed,
+                        samples,
+                        fake_metrics(target_name, i, seed),
+                        loss,
+                        status,
+                        tuple(reasons),
+                    )
+                )
     return paths
 
 
@@ -145,8 +296,11 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config = root / "config.yaml"
     config.write_text(CONFIG)
     build_report(
-        write_results(root), root / "report", table_path=root / "metrics.zarr",
-        config_path=config, total_wall_seconds=123.0,
+        stores_below(root, write_results(root)),
+        root / "report",
+        table_path=root / "metrics.zarr",
+        config_path=config,
+        total_wall_seconds=123.0,
     )
     return root
 
@@ -156,7 +310,9 @@ def expected_cell(target: str, label_index: int, metric: str) -> str:
     excluded = {DIVERGED: "diverged", SUSPECT: "suspect"}
     kept = [s for s in SEEDS if (target, LABELS[label_index], s) not in excluded]
     values = np.array([fake_metrics(target, label_index, s)[metric] for s in kept])
-    notes = [f"1 {why}" for run, why in excluded.items() if run[:2] == (target, LABELS[label_index])]
+    notes = [
+        f"1 {why}" for run, why in excluded.items() if run[:2] == (target, LABELS[label_index])
+    ]
     counts = "; ".join([f"n={len(kept)}", *notes])
     return f"{format_number(values.mean())} ± {format_number(values.std(ddof=1))} ({counts})"
 
@@ -169,23 +325,36 @@ def test_format_number() -> None:
     assert format_number(float("nan")) == "—"
 
 
-@pytest.mark.parametrize(("values", "condition", "cell"), [
-    ([0.010, 0.012, 0.014], ["ok"] * 3, "0.0120 ± 0.00200 (n=3)"),
-    ([1.0, 2.0, np.nan], ["ok"] * 3, "1.50 ± 0.707 (n=2)"),  # a missing value is not counted
-    ([1.0, 2.0, 100.0], ["ok", "ok", "suspect"], "1.50 ± 0.707 (n=2; 1 suspect)"),
-    ([1.0, 7.0, 2.0], ["ok", "diverged", "ok"], "1.50 ± 0.707 (n=2; 1 diverged)"),
-    ([1.0, np.nan, 5.0, 7.0], ["ok", "ok", "diverged", "suspect"], "1.00 (n=1; 1 diverged; 1 suspect)"),
-    ([np.nan] * 3, ["diverged"] * 3, "— (n=0; 3 diverged)"),
-    ([np.nan] * 2, ["absent"] * 2, "—"),
-])
+@pytest.mark.parametrize(
+    ("values", "condition", "cell"),
+    [
+        ([0.010, 0.012, 0.014], ["ok"] * 3, "0.0120 ± 0.00200 (n=3)"),
+        ([1.0, 2.0, np.nan], ["ok"] * 3, "1.50 ± 0.707 (n=2)"),  # a missing value is not counted
+        ([1.0, 2.0, 100.0], ["ok", "ok", "suspect"], "1.50 ± 0.707 (n=2; 1 suspect)"),
+        ([1.0, 7.0, 2.0], ["ok", "diverged", "ok"], "1.50 ± 0.707 (n=2; 1 diverged)"),
+        (
+            [1.0, np.nan, 5.0, 7.0],
+            ["ok", "ok", "diverged", "suspect"],
+            "1.00 (n=1; 1 diverged; 1 suspect)",
+        ),
+        ([np.nan] * 3, ["diverged"] * 3, "— (n=0; 3 diverged)"),
+        ([np.nan] * 2, ["absent"] * 2, "—"),
+    ],
+)
 def test_seed_cell_counts_and_excludes(values, condition, cell) -> None:
     assert seed_cell(np.array(values), np.array(condition)) == cell
 
 
 def test_run_condition_diverged_before_suspect_and_missing_flags_read_as_zero() -> None:
-    runs = [({"m": 1.0, "diverged": 1.0, "suspect": 1.0}, 0), ({"m": 2.0, "suspect": 1.0}, 1),
-            ({"m": 3.0, "diverged": 0.0, "suspect": 0.0}, 2), ({"m": 4.0}, 3)]
-    combined = artifacts.combine_metric_sets([artifacts.metric_set(m, "t", "a", s) for m, s in runs])
+    runs = [
+        ({"m": 1.0, "diverged": 1.0, "suspect": 1.0}, 0),
+        ({"m": 2.0, "suspect": 1.0}, 1),
+        ({"m": 3.0, "diverged": 0.0, "suspect": 0.0}, 2),
+        ({"m": 4.0}, 3),
+    ]
+    combined = artifacts.combine_metric_sets(
+        [artifacts.metric_set(m, "t", "a", s) for m, s in runs]
+    )
     combined = combined.reindex(seed=[0, 1, 2, 3, 4])  # seed 4: no run
     run = {"target": "t", "method": "a"}  # a dict: ``sel`` reserves the keyword ``method``
     condition = tables.run_condition(combined.sel(run))
@@ -233,7 +402,12 @@ def test_summary_markdown(report: Path) -> None:
         header = section.splitlines()[1]
         assert header.startswith("| method | kl_qp_knn ↓")
         assert ("kl_qp_grid" in header) == (target == "banana")
-        for name in ("suspect", "diverged", "scored_draws", "reference_"):  # run status, not metrics
+        for name in (
+            "suspect",
+            "diverged",
+            "scored_draws",
+            "reference_",
+        ):  # run status, not metrics
             assert name not in header
         for i, label in enumerate(LABELS):
             row = next(line for line in section.splitlines() if line.startswith(f"| {label} |"))
@@ -270,10 +444,26 @@ def test_reproduction_md_rows(report: Path) -> None:
     text = (report / "report" / "reproduction.md").read_text()
     assert "|paper − mean| ≤ 2·sd_seeds" in text
     rows = table_rows(text, "| experiment |")
-    assert rows["banana KL"] == ["banana", "ksivi_u", "kl_qp_knn", "0.2 ± 0.01", "paper Table 1",
-                                 "0.205 ± 0.00707 (n=2; 1 suspect)", "within seed spread", ""]
-    assert rows["gmm1d KL"] == ["gmm1d", "svgd", "kl_qp_knn", "0.5", "paper Fig. 2",
-                                "0.110 ± 0.0141 (n=2; 1 diverged)", "outside", "read off a plot"]
+    assert rows["banana KL"] == [
+        "banana",
+        "ksivi_u",
+        "kl_qp_knn",
+        "0.2 ± 0.01",
+        "paper Table 1",
+        "0.205 ± 0.00707 (n=2; 1 suspect)",
+        "within seed spread",
+        "",
+    ]
+    assert rows["gmm1d KL"] == [
+        "gmm1d",
+        "svgd",
+        "kl_qp_knn",
+        "0.5",
+        "paper Fig. 2",
+        "0.110 ± 0.0141 (n=2; 1 diverged)",
+        "outside",
+        "read off a plot",
+    ]
     assert rows["not in this report"][5:7] == ["—", "not run"]
     summary = (report / "report" / "summary.md").read_text()
     assert text.strip() in summary.split("## Reproduction\n")[1]
@@ -299,7 +489,6 @@ def test_figures_are_png(report: Path) -> None:
         assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 10_000, path.name
 
 
-
 def test_html_escapes_text() -> None:
     page = to_html([Paragraph("<b> & 'x'"), TableBlock(Table(("a|b",), (("<td>",),)))], "t<")
     assert "&lt;b&gt; &amp; &#x27;x&#x27;" in page and "<td>&lt;td&gt;</td>" in page
@@ -318,8 +507,12 @@ def test_cost_tables_sum_benchmark_files(tmp_path: Path) -> None:
     from sivi_engine.report import costs
 
     header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
-    jobs = {"train/banana/k/seed0": (10.0, 300.0), "train/banana/k/seed1": (14.0, 320.0),
-            "train/banana/s/seed0": (5.0, 200.0), "evaluate/banana/k/seed0": (2.0, 150.0)}
+    jobs = {
+        "train/banana/k/seed0": (10.0, 300.0),
+        "train/banana/k/seed1": (14.0, 320.0),
+        "train/banana/s/seed0": (5.0, 200.0),
+        "evaluate/banana/k/seed0": (2.0, 150.0),
+    }
     paths = []
     for job, (seconds, rss) in jobs.items():
         path = tmp_path / f"{job}.tsv"
@@ -362,21 +555,25 @@ def data_posterior(target) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fake_data_metrics(target: str, label_index: int, seed: int) -> dict[str, float]:
-    """Known predictive metric values per run (NaN for the diverged run)."""
-    i = label_index
-    metrics = {"kl_qp_knn": 0.5 + 0.1 * i + 0.01 * seed, "wall_seconds": 10.0 + seed}
-    if target == "blr_waveform":
-        metrics |= {"test_log_likelihood": -0.30 - 0.05 * i - 0.01 * seed,
-                    "accuracy": 0.90 - 0.01 * i + 0.005 * seed, "ece": 0.02 + 0.01 * i + 0.003 * seed}
-    if target == "bnn_diabetes":
-        metrics |= {"test_log_likelihood": -5.4 - 0.1 * i - 0.02 * seed, "rmse": 55.0 + 2 * i + seed}
-    if (target, LABELS[i], seed) == DATA_DIVERGED:
+    """Known non-predictive metric values per run (NaN for the diverged run)."""
+    metrics = {"kl_qp_knn": 0.5 + 0.1 * label_index + 0.01 * seed, "wall_seconds": 10.0 + seed}
+    if (target, LABELS[label_index], seed) == DATA_DIVERGED:
         metrics = {name: float("nan") for name in metrics}
     return metrics
 
 
-def method_samples(mean: np.ndarray, tril: np.ndarray, label_index: int,
-                   rng: np.random.Generator) -> np.ndarray:
+def predictive_evaluation(
+    samples: np.ndarray, reference: np.ndarray, target, settings: EvaluationSettings
+) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """The predictive metrics (q's and ``reference_*``) and the reliability curves of a run,
+    computed by the evaluation's own code (none for a target without held-out data)."""
+    ctx = EvaluationContext(samples, reference, target, settings)
+    return evaluate_groups(ctx, ["predictive"]), reliability_curves(ctx)
+
+
+def method_samples(
+    mean: np.ndarray, tril: np.ndarray, label_index: int, rng: np.random.Generator
+) -> np.ndarray:
     """Label 0: the stand-in posterior widened by 20 %; label 1: with independent noise added,
     which shrinks the pairwise correlations (slope < 1)."""
     z = rng.standard_normal((N_DRAWS, len(mean)))
@@ -387,6 +584,8 @@ def method_samples(mean: np.ndarray, tril: np.ndarray, label_index: int,
 
 
 def write_data_results(root: Path) -> list[Path]:
+    """Stores of every data-target run, the predictive metrics and reliability curves scored as
+    the evaluation scores them (none for the diverged run, as the evaluation skips it)."""
     rng = np.random.default_rng(0)
     paths = []
     for target_name in DATA_TARGETS:
@@ -394,40 +593,56 @@ def write_data_results(root: Path) -> list[Path]:
         names = target.param_names()
         mean, tril = data_posterior(target)
         draws = mean + rng.standard_normal((N_DRAWS, len(mean))) @ tril.T
-        reference_path = write_reference(root, target_name, names,
-                                         draws.reshape(2, N_DRAWS // 2, -1), "stan")
+        write_reference(root, target_name, names, draws.reshape(2, N_DRAWS // 2, -1), "stan")
         for i, label in enumerate(LABELS):
             for seed in SEEDS:
                 samples = method_samples(mean, tril, i, rng)
-                status = "ok"
+                status, metrics = "ok", fake_data_metrics(target_name, i, seed)
+                predictive, reliability = {}, {}
                 if (target_name, label, seed) == DATA_DIVERGED:
                     samples[-100:] = np.nan
                     status = "diverged"
+                else:
+                    predictive, reliability = predictive_evaluation(
+                        samples, draws, target, EvaluationSettings()
+                    )
                 loss = np.exp(-np.arange(50) / 10.0) + 0.1 * i
-                paths.append(write_run(root, target_name, names, label, seed, samples,
-                                       fake_data_metrics(target_name, i, seed), reference_path,
-                                       loss, status))
+                paths.append(
+                    write_run(
+                        root,
+                        target_name,
+                        names,
+                        label,
+                        seed,
+                        samples,
+                        metrics | predictive,
+                        loss,
+                        status,
+                        reliability=reliability,
+                    )
+                )
     return paths
 
 
 @pytest.fixture(scope="module")
-def data_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
+def data_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, rn.ReportStores]:
     root = tmp_path_factory.mktemp("data_results")
-    paths = write_data_results(root)
-    build_report(paths, root / "report", total_wall_seconds=1.0)
-    return root, paths
+    stores = stores_below(root, write_data_results(root))
+    build_report(stores, root / "report", total_wall_seconds=1.0)
+    return root, stores
 
 
 @pytest.fixture(scope="module")
-def data_views(data_report: tuple[Path, list[Path]]) -> dict[str, views.TargetData]:
-    """The report's per-target inputs, rebuilt from the MetricSets as build_report reads them."""
-    from sivi_engine.report.build import combine
+def data_views(data_report: tuple[Path, rn.ReportStores]) -> dict[str, views.TargetData]:
+    """The report's per-target inputs, rebuilt from its stores as build_report reads them."""
+    return report_target_data(data_report[1])
 
-    loaded = [rn.read_run(p) for p in data_report[1]]
-    run_list = [run for _, run in loaded]
-    summary = rn.summarise_runs(run_list)
-    combined = combine([ds for ds, _ in loaded], summary, "now", {})
-    return views.target_data(run_list, summary, combined)
+
+def stored_run(root: Path, target: str, label: str, seed: int) -> xr.Dataset:
+    """The per-run MetricSet of (target, label, seed) below ``root``, one value per variable
+    (dims target, method, seed squeezed out)."""
+    path = run_dir(root, target, label, seed) / "metrics.zarr"
+    return artifacts.read(path, artifacts.METRIC_SET).squeeze(["target", "method", "seed"])
 
 
 def section(md: str, target: str) -> str:
@@ -439,7 +654,7 @@ def table_rows(text: str, header_start: str) -> dict[str, list[str]]:
     lines = text.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(header_start))
     rows = {}
-    for line in lines[start + 2:]:
+    for line in lines[start + 2 :]:
         if not line.startswith("|"):
             break
         cells = [c.strip() for c in line.strip("|").split("|")]
@@ -447,23 +662,50 @@ def table_rows(text: str, header_start: str) -> dict[str, list[str]]:
     return rows
 
 
-def expected_data_cell(target: str, label_index: int, metric: str) -> str:
-    values = np.array([fake_data_metrics(target, label_index, s)[metric] for s in SEEDS])
-    condition = ["diverged" if (target, LABELS[label_index], s) == DATA_DIVERGED else "ok" for s in SEEDS]
+def expected_data_cell(root: Path, target: str, label_index: int, metric: str) -> str:
+    """The seed cell of the runs' stored ``metric`` (a diverged run stores none)."""
+    label = LABELS[label_index]
+    runs = [stored_run(root, target, label, s) for s in SEEDS]
+    values = np.array([float(run[metric]) if metric in run else np.nan for run in runs])
+    condition = ["diverged" if (target, label, s) == DATA_DIVERGED else "ok" for s in SEEDS]
     return seed_cell(values, np.array(condition))
 
 
-def test_views_are_chosen_by_target_type() -> None:
-    expected = {
-        "banana": ["density", "loss"],
-        "gmm1d": ["density", "loss"],
-        "blr_waveform": ["predictive", "correlation", "reliability", "loss"],
-        "blr_breast_cancer": ["predictive", "correlation", "reliability", "loss"],
-        "diffusion": ["paths", "loss"],
-        "bnn_diabetes": ["predictive", "loss"],
-    }
-    for name, names in expected.items():
-        assert views.applicable_views(make_target(name)) == names, name
+#: Target → (its dimension, the views the report shows for it): a density for d ≤ 2, the
+#: correlation scatter for 3 ≤ d ≤ 100 (not the BNN's 601), the predictive table with held-out
+#: data, the reliability diagram for a classifier, the paths for the diffusion.
+VIEWS_BY_TARGET = {
+    "banana": (2, ["density", "loss"]),
+    "gmm1d": (1, ["density", "loss"]),
+    "student_t2d": (2, ["density", "loss"]),
+    "linreg_conjugate": (5, ["correlation", "loss"]),
+    "blr_waveform": (22, ["predictive", "correlation", "reliability", "loss"]),
+    "blr_breast_cancer": (31, ["predictive", "correlation", "reliability", "loss"]),
+    "diffusion": (100, ["correlation", "paths", "loss"]),
+    "bnn_diabetes": (601, ["predictive", "loss"]),
+}
+
+
+def described_target_data(name: str, root: Path) -> views.TargetData:
+    """TargetData of ``name`` without runs: its real TargetDescription, and a MetricSet with
+    what the evaluation stores for it (reliability curves for a classifier, here of 4 draws at
+    0)."""
+    target = make_target(name)
+    draws = np.zeros((4, target.dim))
+    _, reliability = predictive_evaluation(draws, draws, target, EvaluationSettings())
+    metrics = artifacts.metric_set({"kl_qp_knn": 0.1}, name, "svgd", 0, reliability=reliability)
+    description = describe(name, root / f"{name}.zarr", {})
+    return views.TargetData(name, (), metrics.sel(target=name), {}, description)
+
+
+@pytest.mark.parametrize("name", VIEWS_BY_TARGET)
+def test_views_are_chosen_by_target_type(name: str, tmp_path: Path, data_views) -> None:
+    dim, expected = VIEWS_BY_TARGET[name]
+    assert make_target(name).dim == dim
+    data = described_target_data(name, tmp_path)
+    assert data.dim == dim and views.applicable_views(data) == expected
+    if name in data_views:  # the report's own inputs choose the same views
+        assert views.applicable_views(data_views[name]) == expected
 
 
 def test_path_band_of_gaussian_draws() -> None:
@@ -497,7 +739,9 @@ def test_correlation_pairs_equal_the_metric() -> None:
     assert pairs.pearson_r == metric["corr_pearson_r"] and pairs.slope == metric["corr_slope"]
     slope, _ = np.polyfit(pairs.reference, pairs.method, 1)
     assert pairs.slope == pytest.approx(slope, rel=1e-10)
-    assert pairs.pearson_r == pytest.approx(np.corrcoef(pairs.reference, pairs.method)[0, 1], rel=1e-10)
+    assert pairs.pearson_r == pytest.approx(
+        np.corrcoef(pairs.reference, pairs.method)[0, 1], rel=1e-10
+    )
     assert np.max(np.abs(pairs.method - pairs.reference)) == metric["corr_max_abs_diff"]
     # the panel title shows both to 3 decimals
     figure = correlation_figure([Series("m", "red", pairs)])
@@ -520,20 +764,39 @@ def test_report_correlation_panels_are_the_first_seed_metrics(data_views) -> Non
     assert 0 < panels[1].data.slope < 0.9  # label 1 adds independent noise: correlations shrink
 
 
-def test_reliability_lines_use_the_predictive_metric(data_views) -> None:
+def stored_curve(run: xr.Dataset, prefix: str = "") -> dict[str, np.ndarray]:
+    """A run's stored reliability curve (``prefix`` ``"reference_"``: the reference's) on its
+    non-empty bins: confidence, frequency, count."""
+    fields = {f: run[f"reliability_{prefix}{f}"].values for f in ("confidence", "frequency")}
+    count = run[f"reliability_{prefix}count"].values
+    return {name: values[count > 0] for name, values in (fields | {"count": count}).items()}
+
+
+def assert_line_is_stored(line: summaries.ReliabilityLine, run: xr.Dataset, prefix: str) -> None:
+    """``line`` is the run's stored curve (non-empty bins) with its stored ECE, exactly."""
+    expected = stored_curve(run, prefix)
+    for name, values in expected.items():
+        np.testing.assert_array_equal(getattr(line.curve, name), values, err_msg=name)
+    assert line.ece == float(run[f"{prefix}ece"])
+
+
+def test_reliability_lines_are_the_stored_curves(data_report, data_views) -> None:
+    """The diverged first-seed svgd run has no curve (the evaluation does not score it): the
+    diagram shows the reference's curve, from ksivi_u's MetricSet, and ksivi_u's."""
     data = data_views["blr_waveform"]
-    target = make_target("blr_waveform")
     lines = views.reliability_lines(data)
-    assert [line.title for line in lines] == ["reference (stan)", "svgd (diverged)", "ksivi_u"]
-    for line, draws in zip(lines, [data.reference, *(s for _, s in data.first_seed)]):
-        draws = draws[np.isfinite(draws).all(axis=1)]
-        expected = METRICS["predictive"](EvaluationContext(draws, draws, target))["ece"]
-        assert line.data.ece == pytest.approx(expected, abs=1e-12)
-        curve = reliability_curve(target.predictive(draws)["probabilities"], target.y_test.numpy())
-        np.testing.assert_allclose(line.data.curve.frequency, curve.frequency)
-        assert line.data.curve.count.sum() == len(target.y_test) == 4600
+    assert [line.title for line in lines] == ["reference (stan)", "ksivi_u"]
+    run = stored_run(data_report[0], "blr_waveform", "ksivi_u", 0)
+    assert run.sizes["calibration_bin"] == EvaluationSettings().calibration_bins == 10
+    for line, prefix in zip(lines, ["reference_", ""]):
+        assert_line_is_stored(line.data, run, prefix)
+        assert line.data.curve.count.sum() == len(make_target("blr_waveform").test_response())
+        assert line.data.curve.count.sum() == 4600
     legend = [t.get_text() for t in reliability_figure(lines).axes[0].get_legend().get_texts()]
-    assert legend[1] == f"reference (stan) (ECE {lines[0].data.ece:.3f})"
+    assert legend[1:] == [
+        f"reference (stan) (ECE {float(run['reference_ece']):.3f})",
+        f"ksivi_u (ECE {float(run['ece']):.3f})",
+    ]
 
 
 def test_diffusion_panels_band_the_first_seed_samples(data_views) -> None:
@@ -552,39 +815,59 @@ def test_diffusion_panels_band_the_first_seed_samples(data_views) -> None:
         np.testing.assert_array_equal(panel.data.lower, band.lower)
         np.testing.assert_array_equal(panel.data.upper, band.upper)
     # label 0 is widened by 1.2: its band is 1.2 times the reference's, to Monte-Carlo error
-    ratio = (panels[0].data.upper - panels[0].data.lower) / (reference.data.upper - reference.data.lower)
+    ratio = (panels[0].data.upper - panels[0].data.lower) / (
+        reference.data.upper - reference.data.lower
+    )
     assert abs(np.median(ratio) - 1.2) < 0.05
 
 
 def test_predictive_table_rows(data_report, data_views) -> None:
     md = (data_report[0] / "report" / "summary.md").read_text()
-    for name, columns in {"blr_waveform": ["test_log_likelihood", "accuracy", "ece"],
-                          "bnn_diabetes": ["test_log_likelihood", "rmse"]}.items():
+    for name, columns in {
+        "blr_waveform": ["test_log_likelihood", "accuracy", "ece"],
+        "bnn_diabetes": ["test_log_likelihood", "rmse"],
+    }.items():
         text = section(md, name)
         assert "held-out predictive performance" in text
         header = "| method | " + " | ".join(tables.header_cell(c) for c in columns) + " |"
         assert header in text
         rows = table_rows(text, header)
         assert list(rows) == ["reference (stan)", *LABELS]
-        target = make_target(name)
-        reference = data_views[name].reference
-        scores = target.predictive(reference)
-        expected = METRICS["predictive"](EvaluationContext(reference, reference, target))
-        assert rows["reference (stan)"] == [format_number(expected[c]) for c in columns]
+        # every scored run stores the same reference scores (the same reference subsample)
+        scored = [
+            stored_run(data_report[0], name, label, seed)
+            for label in LABELS
+            for seed in SEEDS
+            if (name, label, seed) != DATA_DIVERGED
+        ]
+        reference_scores = {c: {float(run[f"reference_{c}"]) for run in scored} for c in columns}
+        assert all(len(values) == 1 for values in reference_scores.values())
+        expected = [format_number(reference_scores[c].pop()) for c in columns]
+        assert rows["reference (stan)"] == expected
+        # and they are the target's predictive of the reference draws (in another order: equal
+        # to the 3 digits shown)
+        scores = make_target(name).predictive(data_views[name].reference)
         assert rows["reference (stan)"][:2] == [format_number(scores[c]) for c in columns[:2]]
         for i, label in enumerate(LABELS):
-            assert rows[label] == [expected_data_cell(name, i, c) for c in columns]
-    # seed 0 diverged (NaN), seeds 1, 2: −0.31, −0.32
+            assert rows[label] == [expected_data_cell(data_report[0], name, i, c) for c in columns]
+    # seed 0 diverged: no predictive scores, counted and not averaged
     predictive = table_rows(section(md, "blr_waveform"), "| method | test_log_likelihood")
-    assert predictive["svgd"][0] == "-0.315 ± 0.00707 (n=2; 1 diverged)"
+    assert predictive["svgd"][0].endswith(" (n=2; 1 diverged)")
     assert "BNN: RMSE and log-likelihood on the original scale" in section(md, "bnn_diabetes")
     assert "held-out predictive" not in section(md, "diffusion")
 
 
 def test_data_report_figures(data_report) -> None:
     report_dir = data_report[0] / "report"
-    expected = {"blr_waveform_correlation", "blr_waveform_reliability", "blr_waveform_loss",
-                "diffusion_paths", "diffusion_loss", "bnn_diabetes_loss"}
+    expected = {
+        "blr_waveform_correlation",
+        "blr_waveform_reliability",
+        "blr_waveform_loss",
+        "diffusion_correlation",
+        "diffusion_paths",
+        "diffusion_loss",
+        "bnn_diabetes_loss",
+    }
     assert {p.stem for p in (report_dir / "figures").iterdir()} == expected
     for path in (report_dir / "figures").iterdir():
         data = path.read_bytes()
@@ -605,6 +888,173 @@ def test_reproduction_md_is_one_line_without_rows(data_report) -> None:
     assert f"## Suspect runs\n\n{NO_SUSPECT}" in (report_dir / "summary.md").read_text()
 
 
+# --- calibration bins: the report shows the bins the evaluation scored -------------------------
+
+#: Not 5: 5 bins merge the default 10 in pairs, and where both bins of every pair have
+#: freq − conf of the same sign (as on this run) the ECE is the same sum; 4 bins are not nested.
+BINS = 4
+
+
+@pytest.fixture(scope="module")
+def bins_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, rn.ReportStores]:
+    """One blr_waveform run (the Laplace stand-in widened by 20 %) scored by the real evaluate
+    step with ``calibration_bins`` = :data:`BINS`, and its report."""
+    root = tmp_path_factory.mktemp("calibration_bins")
+    target = make_target("blr_waveform")
+    names, (mean, tril) = target.param_names(), laplace_posterior(target)
+    rng = np.random.default_rng(5)
+    draws = mean + rng.standard_normal((N_DRAWS, len(mean))) @ tril.T
+    reference = write_reference(
+        root, "blr_waveform", names, draws.reshape(2, -1, len(mean)), "stan"
+    )
+    loss = np.exp(-np.arange(50) / 10.0)
+    samples = write_sample_set(
+        root, "blr_waveform", names, "svgd", 0, method_samples(mean, tril, 0, rng), loss
+    )
+    metrics = evaluate(
+        samples,
+        reference,
+        run_dir(root, "blr_waveform", "svgd", 0) / "metrics.zarr",
+        {"calibration_bins": BINS},
+        device="cpu",
+    )
+    stores = stores_below(root, [metrics])
+    build_report(stores, root / "report", total_wall_seconds=1.0)
+    return root, stores
+
+
+def test_report_shows_the_calibration_bins_the_metric_used(bins_report) -> None:
+    """Report, MetricSet and a recomputation from the run's draws agree on the 4-bin ECE, and
+    it is not the default 10-bin one (0.0267 against 0.0297 on this run)."""
+    root, stores = bins_report
+    run = stored_run(root, "blr_waveform", "svgd", 0)
+    assert run.sizes["calibration_bin"] == BINS
+    assert json.loads(run.attrs["evaluation_settings"])["calibration_bins"] == BINS
+    assert float(run["suspect"]) == 0.0  # a sane run: its table cells show its values
+
+    lines = views.reliability_lines(report_target_data(stores)["blr_waveform"])
+    assert [line.title for line in lines] == ["reference (stan)", "svgd"]
+    for line, prefix in zip(lines, ["reference_", ""]):
+        assert line.data.curve.confidence.size <= BINS
+        assert_line_is_stored(line.data, run, prefix)
+    legend = [t.get_text() for t in reliability_figure(lines).axes[0].get_legend().get_texts()]
+    assert legend[2] == f"svgd (ECE {float(run['ece']):.3f})"
+
+    target = make_target("blr_waveform")
+    draws = artifacts.read(stores.samples[0], artifacts.SAMPLE_SET)["samples"].values
+    p, y = target.predictive(draws)["probabilities"], target.test_response()
+    recomputed = expected_calibration_error(reliability_curve(p, y, BINS))
+    assert lines[1].data.ece == float(run["ece"]) == recomputed
+    ten_bins = expected_calibration_error(reliability_curve(p, y, 10))
+    assert format_number(recomputed) != format_number(ten_bins)  # differs as the table shows it
+
+    text = section((root / "report" / "summary.md").read_text(), "blr_waveform")
+    assert f"accuracy, ECE on {BINS} bins" in text
+    assert f"({BINS} equal-width bins of P(y = 1))" in text
+    header = "| method | " + " | ".join(
+        tables.header_cell(c) for c in ("test_log_likelihood", "accuracy", "ece")
+    )
+    assert table_rows(text, header)["svgd"][2] == f"{format_number(recomputed)} (n=1)"
+
+
+def test_each_target_shows_its_own_calibration_bins() -> None:
+    """Combined over targets, the MetricSet holds every target's reliability variables (NaN
+    where a target has none) and the longest calibration_bin dim: a target's views must read
+    its own curves, 4 bins for one classifier, 10 for another, none for the diffusion."""
+
+    def run(target: str, bins: int) -> xr.Dataset:
+        curve = {name: np.full(bins, 0.5) for name in ("confidence", "frequency", "count")}
+        return artifacts.metric_set({"ece": 0.1}, target, "svgd", 0, reliability=curve)
+
+    combined = artifacts.combine_metric_sets(
+        [
+            run("blr_waveform", 4),
+            run("blr_breast_cancer", 10),
+            artifacts.metric_set({"kl_qp_knn": 0.1}, "diffusion", "svgd", 0),
+        ]
+    )
+    assert combined.sizes["calibration_bin"] == 10
+    waveform, breast_cancer, diffusion = (
+        combined.sel(target=t) for t in ("blr_waveform", "blr_breast_cancer", "diffusion")
+    )
+    assert views.is_classifier(waveform) and views.is_classifier(breast_cancer)
+    assert not views.is_classifier(diffusion)
+    assert (views.calibration_bins(waveform), views.calibration_bins(breast_cancer)) == (4, 10)
+
+
+# --- the report reads the stores it is given, and no target ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "what", "option"),
+    [
+        ("samples", "SampleSet given for ('banana', 'sivi', 0)", "--samples"),
+        ("references", "ReferenceDraws given for banana", "--references"),
+        ("descriptions", "TargetDescription given for banana", "--descriptions"),
+    ],
+)
+def test_a_store_not_given_fails_naming_it_and_writes_nothing(
+    curve_report, tmp_path: Path, kind: str, what: str, option: str
+) -> None:
+    """Left out: the SampleSet of banana / sivi / seed 0, or banana's ReferenceDraws or
+    TargetDescription; the stores are still on disk, but the report must not look for them."""
+    stores = curve_report[1]
+    left_out = run_dir(curve_report[0], "banana", "sivi", 0) / "samples.zarr"
+    kept = {
+        "samples": [p for p in stores.samples if p != left_out],
+        "references": [],
+        "descriptions": [],
+    }[kind]
+    assert len(kept) == len(getattr(stores, kind)) - 1
+    out = tmp_path / "report"
+    with pytest.raises(rn.MissingStoreError) as err:
+        build_report(dataclasses.replace(stores, **{kind: kept}), out, total_wall_seconds=1.0)
+    assert str(err.value) == f"report: no {what}; pass its store with {option}"
+    assert not out.exists()
+
+
+def imported_modules(path: Path, package: str) -> set[str]:
+    """Every module an import statement of ``path`` (a module of ``package``) names: ``import
+    a.b``, ``from a import b`` (``a`` and ``a.b``), relative imports resolved."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text("utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            parts = package.split(".")
+            base = ".".join(parts[: len(parts) - node.level + 1]) if node.level else ""
+            module = ".".join(filter(None, [base, node.module or ""]))
+            names |= {module} | {f"{module}.{alias.name}" for alias in node.names}
+    return names
+
+
+def test_the_report_imports_no_target_module() -> None:
+    """The report reads targets only through their TargetDescriptions: no module of it imports
+    ``sivi_engine.targets`` (or a submodule), and importing it loads none."""
+    report_dir = Path(views.__file__).parent
+    sources = sorted(report_dir.glob("*.py"))
+    assert len(sources) >= 10 and report_dir / "views.py" in sources
+    for path in sources:
+        targets = {
+            name
+            for name in imported_modules(path, "sivi_engine.report")
+            if name == "sivi_engine.targets" or name.startswith("sivi_engine.targets.")
+        }
+        assert not targets, f"{path.name} imports {sorted(targets)}"
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, sivi_engine.report; print(*sorted(m for m in sys.modules))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert "sivi_engine.report.views" in loaded
+    assert not [m for m in loaded if m.startswith("sivi_engine.targets")]
+
+
 # --- reproduction table on a hand-built combined MetricSet --------------------------------------
 
 
@@ -612,30 +1062,62 @@ def hand_built_table() -> xr.Dataset:
     """Target t: label a with seeds 0–2 at 1.0, 1.2, 1.4 (mean 1.2, sd 0.2) and a suspect seed 3
     at 50; label d with seed 0 at 1.0 and a diverged seed 1. Target u: label c only."""
     runs = [("t", "a", s, v, 0.0, 0.0) for s, v in enumerate([1.0, 1.2, 1.4])]
-    runs += [("t", "a", 3, 50.0, 1.0, 0.0), ("t", "d", 0, 1.0, 0.0, 0.0),
-             ("t", "d", 1, np.nan, 0.0, 1.0), ("u", "c", 0, 3.0, 0.0, 0.0)]
-    sets = [artifacts.metric_set({"m": v, "suspect": suspect, "diverged": diverged}, t, label, seed)
-            for t, label, seed, v, suspect, diverged in runs]
+    runs += [
+        ("t", "a", 3, 50.0, 1.0, 0.0),
+        ("t", "d", 0, 1.0, 0.0, 0.0),
+        ("t", "d", 1, np.nan, 0.0, 1.0),
+        ("u", "c", 0, 3.0, 0.0, 0.0),
+    ]
+    sets = [
+        artifacts.metric_set({"m": v, "suspect": suspect, "diverged": diverged}, t, label, seed)
+        for t, label, seed, v, suspect, diverged in runs
+    ]
     return artifacts.combine_metric_sets(sets)
 
 
 def reproduction_row(method: str, paper: float, target: str = "t", **extra) -> dict:
-    return {"experiment": f"{target}/{method} at {paper}", "target": target, "method": method,
-            "metric": "m", "paper": paper, "source": "Table 2", **extra}
+    return {
+        "experiment": f"{target}/{method} at {paper}",
+        "target": target,
+        "method": method,
+        "metric": "m",
+        "paper": paper,
+        "source": "Table 2",
+        **extra,
+    }
 
 
 def test_reproduction_verdicts() -> None:
     """|1.5 − 1.2| = 0.3 ≤ 2 · 0.2 = 0.4: within; |1.7 − 1.2| = 0.5 > 0.4: outside (the suspect 50
     would move the mean to 13.4 and the sd to 24.5, putting both within)."""
-    config = {"reproduction": [
-        reproduction_row("a", 1.5, paper_sd=0.1, note="n"), reproduction_row("a", 1.7),
-        reproduction_row("d", 1.0), reproduction_row("c", 3.0),  # c ran on u only
-        reproduction_row("b", 1.0), reproduction_row("c", 3.0, target="u"),
-    ]}
+    config = {
+        "reproduction": [
+            reproduction_row("a", 1.5, paper_sd=0.1, note="n"),
+            reproduction_row("a", 1.7),
+            reproduction_row("d", 1.0),
+            reproduction_row("c", 3.0),  # c ran on u only
+            reproduction_row("b", 1.0),
+            reproduction_row("c", 3.0, target="u"),
+        ]
+    }
     table = reproduction.reproduction_table(reproduction.parse_rows(config), hand_built_table())
-    assert table.header[4:8] == ("paper", "source", "this project (mean ± sd over seeds)", "verdict")
-    assert table.rows[0] == ("t/a at 1.5", "t", "a", "m", "1.5 ± 0.1", "Table 2",
-                             "1.20 ± 0.200 (n=3; 1 suspect)", "within seed spread", "n")
+    assert table.header[4:8] == (
+        "paper",
+        "source",
+        "this project (mean ± sd over seeds)",
+        "verdict",
+    )
+    assert table.rows[0] == (
+        "t/a at 1.5",
+        "t",
+        "a",
+        "m",
+        "1.5 ± 0.1",
+        "Table 2",
+        "1.20 ± 0.200 (n=3; 1 suspect)",
+        "within seed spread",
+        "n",
+    )
     assert table.rows[1][4:8] == ("1.7", "Table 2", "1.20 ± 0.200 (n=3; 1 suspect)", "outside")
     assert table.rows[2][6:8] == ("1.00 (n=1; 1 diverged)", "n < 2")
     assert table.rows[3][6:8] == ("—", "not run")
@@ -648,9 +1130,15 @@ def test_a_row_without_a_paper_figure_shows_the_project_alone() -> None:
     says so instead of judging it against a number nobody quoted."""
     row = reproduction_row("a", 1.0, note="shown only as a plot")
     del row["paper"]
-    table = reproduction.reproduction_table(reproduction.parse_rows({"reproduction": [row]}),
-                                            hand_built_table())
-    assert table.rows[0][4:8] == ("—", "Table 2", "1.20 ± 0.200 (n=3; 1 suspect)", "no paper figure")
+    table = reproduction.reproduction_table(
+        reproduction.parse_rows({"reproduction": [row]}), hand_built_table()
+    )
+    assert table.rows[0][4:8] == (
+        "—",
+        "Table 2",
+        "1.20 ± 0.200 (n=3; 1 suspect)",
+        "no paper figure",
+    )
     del row["note"]
     with pytest.raises(SettingsError, match=r"without 'paper' needs a 'note'"):
         reproduction.parse_rows({"reproduction": [row]})
@@ -678,12 +1166,14 @@ FLOORS = {"floor_mmd2": -3e-4, "floor_kl_qp_knn": 0.002, "floor_mean_error_std":
 
 
 def fake_curves(label: str, seed: int) -> dict[str, np.ndarray]:
-    iteration = CHECKPOINTS[:5 if (label, seed) == ON_BUDGET else None].astype(float)
-    return {"iteration": iteration,
-            "seconds": iteration * SECONDS_PER_ITERATION[label] * (1 + 0.1 * seed),
-            "mmd2": MMD2_SCALE[label] * (1 + seed) / iteration,
-            "kl_qp_knn": 0.5 * (1 + seed) / np.sqrt(iteration),
-            "mean_error_std": 2.0 / iteration}
+    iteration = CHECKPOINTS[: 5 if (label, seed) == ON_BUDGET else None].astype(float)
+    return {
+        "iteration": iteration,
+        "seconds": iteration * SECONDS_PER_ITERATION[label] * (1 + 0.1 * seed),
+        "mmd2": MMD2_SCALE[label] * (1 + seed) / iteration,
+        "kl_qp_knn": 0.5 * (1 + seed) / np.sqrt(iteration),
+        "mean_error_std": 2.0 / iteration,
+    }
 
 
 def write_curve_results(root: Path) -> list[Path]:
@@ -691,8 +1181,7 @@ def write_curve_results(root: Path) -> list[Path]:
     target = make_target("banana")
     gen = torch.Generator().manual_seed(0)
     names = target.param_names()
-    reference_path = write_reference(root, "banana", names,
-                                     target.sample(500, gen).numpy().reshape(2, 250, 2))
+    write_reference(root, "banana", names, target.sample(500, gen).numpy().reshape(2, 250, 2))
     paths = []
     for label, estimator in CURVE_LABELS.items():
         settings = json.dumps({"estimator": estimator} if estimator else {})
@@ -700,37 +1189,43 @@ def write_curve_results(root: Path) -> list[Path]:
             curves = fake_curves(label, seed)
             final = {m: float(curves[m][-1]) for m in ("mmd2", "kl_qp_knn", "mean_error_std")}
             reasons = ("kl_qp_knn above the gate",) if (label, seed) == CURVE_SUSPECT else ()
-            paths.append(write_run(root, "banana", names, label, seed,
-                                   target.sample(200, gen).numpy(), final | FLOORS,
-                                   reference_path, np.exp(-np.arange(20) / 5.0),
-                                   suspect_reasons=reasons, curves=curves, settings=settings))
+            paths.append(
+                write_run(
+                    root,
+                    "banana",
+                    names,
+                    label,
+                    seed,
+                    target.sample(200, gen).numpy(),
+                    final | FLOORS,
+                    np.exp(-np.arange(20) / 5.0),
+                    suspect_reasons=reasons,
+                    curves=curves,
+                    settings=settings,
+                )
+            )
     return paths
 
 
 @pytest.fixture(scope="module")
-def curve_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
+def curve_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, rn.ReportStores]:
     root = tmp_path_factory.mktemp("curve_results")
-    paths = write_curve_results(root)
-    build_report(paths, root / "report", table_path=root / "metrics.zarr", total_wall_seconds=1.0)
-    return root, paths
+    stores = stores_below(root, write_curve_results(root))
+    build_report(stores, root / "report", table_path=root / "metrics.zarr", total_wall_seconds=1.0)
+    return root, stores
 
 
 @pytest.fixture(scope="module")
 def curve_data(curve_report) -> views.TargetData:
-    from sivi_engine.report.build import combine
-
-    loaded = [rn.read_run(p) for p in curve_report[1]]
-    run_list = [run for _, run in loaded]
-    summary = rn.summarise_runs(run_list)
-    return views.target_data(run_list, summary, combine([ds for ds, _ in loaded], summary, "now",
-                                                        {}))["banana"]
+    return report_target_data(curve_report[1])["banana"]
 
 
 def test_quality_threshold_scales_the_floor_with_a_resolution() -> None:
     """τ = 2·max(|floor|, 1e-4): a negative floor counts by its size, a floor nearer 0 than the
     MMD² scatter is raised to 1e-4."""
-    np.testing.assert_allclose(curves.quality_threshold(np.array([-3e-4, 2e-5, 5e-3])),
-                               [6e-4, 2e-4, 1e-2], rtol=1e-12)
+    np.testing.assert_allclose(
+        curves.quality_threshold(np.array([-3e-4, 2e-5, 5e-3])), [6e-4, 2e-4, 1e-2], rtol=1e-12
+    )
     assert np.isnan(curves.quality_threshold(np.array([np.nan]))).all()
 
 
@@ -740,11 +1235,18 @@ def test_time_to_quality_table(curve_data) -> None:
     sivi: seed 0 at it 2 (0.008 s), seed 1 at it 5 (0.022 s, its last checkpoint), seed 2
     suspect, left out → median 0.015 s, it 3.5."""
     table = curves.time_to_quality_table(curve_data.metrics, curve_data.labels)
-    assert table.header == ("method", "seconds to mmd2 ≤ τ (median)", "iteration (median)",
-                            "seeds reached", "τ (median)")
-    assert table.rows == (("ksivi_v", "1.10 s", "100", "2 of 3", "6.00e-04"),
-                          ("ksivi_u", "not reached", "not reached", "0 of 3", "6.00e-04"),
-                          ("sivi", "0.0150 s", "3.5", "2 of 2; 1 suspect", "6.00e-04"))
+    assert table.header == (
+        "method",
+        "seconds to mmd2 ≤ τ (median)",
+        "iteration (median)",
+        "seeds reached",
+        "τ (median)",
+    )
+    assert table.rows == (
+        ("ksivi_v", "1.10 s", "100", "2 of 3", "6.00e-04"),
+        ("ksivi_u", "not reached", "not reached", "0 of 3", "6.00e-04"),
+        ("sivi", "0.0150 s", "3.5", "2 of 2; 1 suspect", "6.00e-04"),
+    )
 
 
 def test_seed_bands_average_ok_seeds_and_skip_padding(curve_data) -> None:
@@ -752,7 +1254,8 @@ def test_seed_bands_average_ok_seeds_and_skip_padding(curve_data) -> None:
     # checkpoint 10: seconds 0.10, 0.11, 0.12 and mmd2 0.0025, 0.005, 0.0075 over seeds 0–2
     assert ksivi_v.x.size == 7 and ksivi_v.x[3] == pytest.approx(0.11, rel=1e-12)
     assert (ksivi_v.mean[3], ksivi_v.lower[3], ksivi_v.upper[3]) == pytest.approx(
-        (0.005, 0.0025, 0.0075), rel=1e-12)
+        (0.005, 0.0025, 0.0075), rel=1e-12
+    )
     sivi = curves.label_band(curve_data.metrics, "sivi", "mmd2", curves.ITERATION)
     np.testing.assert_array_equal(sivi.x, CHECKPOINTS)
     # iteration 1: seeds 0, 1 (0.001, 0.002); the suspect seed 2 (0.003) is left out
@@ -765,8 +1268,10 @@ def test_seed_bands_average_ok_seeds_and_skip_padding(curve_data) -> None:
 def test_curve_figure_axes_and_legend(curve_data) -> None:
     panels = views.curve_panels(curve_data)
     assert [(p.ylabel, p.xlabel) for p in panels] == [
-        (f"{m} ↓", x) for m in ("mmd2", "kl_qp_knn", "mean_error_std")
-        for x in ("iteration", "training-loop seconds")]
+        (f"{m} ↓", x)
+        for m in ("mmd2", "kl_qp_knn", "mean_error_std")
+        for x in ("iteration", "training-loop seconds")
+    ]
     assert panels[0].levels == {"threshold τ": pytest.approx(6e-4)}
     assert panels[2].levels == {"reference floor": pytest.approx(0.002)}
     figure = fig.curve_figure(panels, ncols=2)
@@ -781,8 +1286,9 @@ def test_ksivi_estimator_figure_needs_both_estimators(curve_data) -> None:
     panels = views.ksivi_estimator_panels(curve_data)
     assert [p.ylabel for p in panels] == ["mmd2 ↓", "kl_qp_knn ↓"]
     assert [line.title for line in panels[0].lines] == ["ksivi_v (vstat)", "ksivi_u (ustat)"]
-    only_v = dataclasses.replace(curve_data, runs=tuple(r for r in curve_data.runs
-                                                        if r.label != "ksivi_u"))
+    only_v = dataclasses.replace(
+        curve_data, runs=tuple(r for r in curve_data.runs if r.label != "ksivi_u")
+    )
     assert views.ksivi_estimator_panels(only_v) == [] and views.ksivi_estimator_blocks(only_v) == []
 
 
@@ -800,7 +1306,9 @@ def test_curve_report_headline_tables_and_csv(curve_report) -> None:
         assert (root / "report" / "figures" / f"{name}.png").stat().st_size > 10_000
     # the last-iteration table: final values only, no curve or floor columns; sivi's mmd2 at
     # the last checkpoint of seeds 0 and 1: 0.001/100 and 0.002/20 (stopped on budget)
-    header = next(line for line in section(md, "banana").splitlines() if line.startswith("| method"))
+    header = next(
+        line for line in section(md, "banana").splitlines() if line.startswith("| method")
+    )
     assert header == "| method | kl_qp_knn ↓ | mmd2 ↓ | mean_error_std ↓ |"
     expected = seed_cell(np.array([1e-5, 1e-4, 0.0]), np.array(["ok", "ok", "suspect"]))
     assert table_rows(section(md, "banana"), "| method |")["sivi"][1] == expected
@@ -809,7 +1317,12 @@ def test_curve_report_headline_tables_and_csv(curve_report) -> None:
     assert not [c for c in csv.columns if c.startswith("curve_")]
     assert list(csv.columns[-3:]) == sorted(FLOORS) and (csv["floor_mmd2"] == -3e-4).all()
     stored = artifacts.read(root / "metrics.zarr", artifacts.METRIC_SET)
-    assert dict(stored["curve_mmd2"].sizes) == {"target": 1, "method": 3, "seed": 3, "checkpoint": 7}
+    assert dict(stored["curve_mmd2"].sizes) == {
+        "target": 1,
+        "method": 3,
+        "seed": 3,
+        "checkpoint": 7,
+    }
     assert np.isnan(stored["curve_mmd2"].sel({"method": "sivi", "seed": 1}).values[0, 5:]).all()
 
 
@@ -818,11 +1331,14 @@ def test_report_without_curves_says_so(report: Path) -> None:
     assert f"{BUDGET_NOTE}\n\n{NO_CURVES}\n\n## Suspect runs" in md
 
 
-@pytest.mark.parametrize(("values", "scale"), [
-    ([1e-2, 1e-3, 2e-4], "log"),
-    ([1e-2, 1e-3, -2e-4], "symlog"),  # an unbiased MMD² or kNN KL dipping below 0
-    ([-0.7, -0.5, -0.3], "linear"),  # held-out log-likelihoods
-])
+@pytest.mark.parametrize(
+    ("values", "scale"),
+    [
+        ([1e-2, 1e-3, 2e-4], "log"),
+        ([1e-2, 1e-3, -2e-4], "symlog"),  # an unbiased MMD² or kNN KL dipping below 0
+        ([-0.7, -0.5, -0.3], "linear"),  # held-out log-likelihoods
+    ],
+)
 def test_curve_axis_scale_follows_the_signs(values, scale) -> None:
     band = curves.seed_band(np.array([[1.0, 10.0, 100.0]]), np.array([values]))
     panel = fig.CurvePanel("m", "iteration", [Series("a", "black", band)], {})

@@ -28,7 +28,9 @@ def copy_workflow(dest: Path) -> Path:
 
 
 def snakemake(cwd: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +46,9 @@ def test_every_artifact_validates_and_every_metric_is_finite(smoke_run):
     config = yaml.safe_load((smoke_run / "config/smoke.yaml").read_text())
     targets, labels, seeds = list(config["targets"]), list(config["methods"]), config["seeds"]
     for target in targets:
-        ref = artifacts.read(smoke_run / f"results/reference/{target}.zarr", artifacts.REFERENCE_DRAWS)
+        ref = artifacts.read(
+            smoke_run / f"results/reference/{target}.zarr", artifacts.REFERENCE_DRAWS
+        )
         assert ref.sizes["chain"] * ref.sizes["draw"] == config["reference"]["num_draws"]
         for label in labels:
             for seed in seeds:
@@ -54,11 +58,25 @@ def test_every_artifact_validates_and_every_metric_is_finite(smoke_run):
                 assert samples.sizes["draw"] == config["method_settings"]["num_draws"]
                 assert json.loads(samples.attrs["settings"])["iterations"] == 200
                 # checkpoints: the default 1-2-5 schedule up to the 200th iteration
-                assert samples.checkpoint_iteration.values.tolist() == [1, 2, 5, 10, 20, 50, 100, 200]
+                assert samples.checkpoint_iteration.values.tolist() == [
+                    1,
+                    2,
+                    5,
+                    10,
+                    20,
+                    50,
+                    100,
+                    200,
+                ]
                 metrics = artifacts.read(run / "metrics.zarr", artifacts.METRIC_SET)
-                final = {k: float(v.values.squeeze()) for k, v in metrics.data_vars.items()
-                         if "checkpoint" not in v.dims}
-                assert {"kl_qp_knn", "kl_pq_knn", "mmd2", "coverage_90", "wall_seconds"} <= set(final)
+                final = {
+                    k: float(v.values.squeeze())
+                    for k, v in metrics.data_vars.items()
+                    if "checkpoint" not in v.dims
+                }
+                assert {"kl_qp_knn", "kl_pq_knn", "mmd2", "coverage_90", "wall_seconds"} <= set(
+                    final
+                )
                 assert all(np.isfinite(v) for v in final.values()), (run, final)
                 # the curve's last point scores the same iteration the final metrics describe
                 assert metrics.curve_iteration.values.squeeze()[-1] == 200
@@ -99,10 +117,14 @@ def test_lint_is_clean(tmp_path):
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ({"targets": {"banana": {}}, "methods": {"k": {"method": "ksivi"}}, "seed": [0]},
-         "Additional properties are not allowed \\('seed' was unexpected\\)"),
-        ({"targets": {"banana": {}}, "methods": {"k": {"method": "ksivi"}}, "device": "tpu"},
-         "'tpu' is not one of \\['auto', 'cpu', 'cuda'\\]"),
+        (
+            {"targets": {"banana": {}}, "methods": {"k": {"method": "ksivi"}}, "seed": [0]},
+            "Additional properties are not allowed \\('seed' was unexpected\\)",
+        ),
+        (
+            {"targets": {"banana": {}}, "methods": {"k": {"method": "ksivi"}}, "device": "tpu"},
+            "'tpu' is not one of \\['auto', 'cpu', 'cuda'\\]",
+        ),
     ],
 )
 def test_bad_config_names_the_bad_key(tmp_path, config, message):
@@ -123,10 +145,13 @@ def test_dry_run_of_the_default_config_plans_the_whole_grid(tmp_path):
 
 
 def test_dry_run_of_the_paper_config_plans_every_target(tmp_path):
-    proc = snakemake(copy_workflow(tmp_path), "-n", "--cores", "2", "--configfile", "config/paper.yaml")
+    proc = snakemake(
+        copy_workflow(tmp_path), "-n", "--cores", "2", "--configfile", "config/paper.yaml"
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout + proc.stderr
     # 8 analytic + 4 data targets; 10 seeds of: 9 labels x 12 targets + LIVI on 10 of them
+    # (it declares diffusion and bnn_diabetes unsupported)
     for rule, count in {"reference": 12, "train": 1180, "evaluate": 1180, "report": 1}.items():
         assert any(line.split() == [rule, str(count)] for line in out.splitlines()), rule
 
@@ -134,8 +159,11 @@ def test_dry_run_of_the_paper_config_plans_every_target(tmp_path):
 @pytest.mark.slow
 def test_cost_section_counts_every_job(smoke_run):
     summary = (smoke_run / "reports/summary.md").read_text()
-    rows = {line.split("|")[1].strip(): line.split("|")[2].strip()
-            for line in summary[summary.index("## Cost"):].splitlines() if line.startswith("| ")}
+    rows = {
+        line.split("|")[1].strip(): line.split("|")[2].strip()
+        for line in summary[summary.index("## Cost") :].splitlines()
+        if line.startswith("| ")
+    }
     assert rows["reference"] == "3" and rows["train"] == "12" and rows["evaluate"] == "12"
     assert rows["ksivi_v"] == "6" and rows["ksivi_u"] == "6"
 
@@ -152,8 +180,40 @@ def test_snakemake_report_embeds_the_flagged_outputs(smoke_run):
 
 def test_a_label_restricted_to_an_unknown_target_is_named(tmp_path):
     work = copy_workflow(tmp_path)
-    config = {"targets": {"banana": {}}, "methods": {"k": {"method": "ksivi", "targets": ["ring9"]}}}
+    config = {
+        "targets": {"banana": {}},
+        "methods": {"k": {"method": "ksivi", "targets": ["ring9"]}},
+    }
     (work / "bad.yaml").write_text(yaml.safe_dump(config))
     proc = snakemake(work, "-n", "--cores", "1", "--configfile", "bad.yaml")
     assert proc.returncode != 0
     assert "methods.k.targets: ['ring9'] are not configured targets" in proc.stdout + proc.stderr
+
+
+def test_a_method_that_declares_a_target_unsupported_leaves_it_out_with_the_reason(tmp_path):
+    """LIVI declares diffusion unsupported (sivi_engine.methods.livi): the grid leaves the pair
+    out, the config snapshot the report reads lists it with LIVI's reason, and naming the pair
+    explicitly in a label's targets is an error that gives the reason."""
+    work = copy_workflow(tmp_path)
+    config = {
+        "seeds": [0, 1],
+        "targets": {"banana": {}, "diffusion": {}},
+        "methods": {"l": {"method": "livi"}, "k": {"method": "ksivi"}},
+    }
+    (work / "grid.yaml").write_text(yaml.safe_dump(config))
+    proc = snakemake(work, "-n", "--cores", "1", "--configfile", "grid.yaml")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout + proc.stderr
+    # k on both targets, l on banana only, 2 seeds each
+    assert any(line.split() == ["train", "6"] for line in out.splitlines()), out[-2000:]
+    proc = snakemake(work, "--cores", "1", "--configfile", "grid.yaml", "--", "results/config.yaml")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    snapshot = yaml.safe_load((work / "results/config.yaml").read_text())
+    [pair] = snapshot["not_run"]
+    assert (pair["target"], pair["label"]) == ("diffusion", "l")
+    assert "Jacobian" in pair["reason"]
+    config["methods"]["l"]["targets"] = ["diffusion"]
+    (work / "grid.yaml").write_text(yaml.safe_dump(config))
+    proc = snakemake(work, "-n", "--cores", "1", "--configfile", "grid.yaml")
+    assert proc.returncode != 0
+    assert "methods.l.targets: diffusion cannot be run by method livi" in proc.stdout + proc.stderr

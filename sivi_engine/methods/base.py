@@ -42,17 +42,26 @@ class CommonSettings:
     budget_seconds: float | None = None
 
     def validate(self) -> None:
-        for name in ("iterations", "batch_size", "num_draws", "lr_decay_every", "trace_every",
-                     "checkpoint_draws"):
+        for name in (
+            "iterations",
+            "batch_size",
+            "num_draws",
+            "lr_decay_every",
+            "trace_every",
+            "checkpoint_draws",
+        ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"setting {name!r}: must be >= 1, got {getattr(self, name)}")
         outside = [c for c in self.checkpoints if not 1 <= c <= self.iterations]
         if outside:
-            raise SettingsError("setting 'checkpoints': iterations must lie in "
-                                f"1..{self.iterations} (the setting 'iterations'), got {outside}")
+            raise SettingsError(
+                "setting 'checkpoints': iterations must lie in "
+                f"1..{self.iterations} (the setting 'iterations'), got {outside}"
+            )
         if self.budget_seconds is not None and self.budget_seconds <= 0:
-            raise SettingsError("setting 'budget_seconds': must be > 0 or null, got "
-                                f"{self.budget_seconds}")
+            raise SettingsError(
+                f"setting 'budget_seconds': must be > 0 or null, got {self.budget_seconds}"
+            )
         if self.lr <= 0:
             raise SettingsError(f"setting 'lr': must be > 0, got {self.lr}")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
@@ -99,10 +108,17 @@ class FitResult:
 
 
 class Method(abc.ABC):
-    """A variational method; subclasses declare ``Settings`` and implement :meth:`fit`."""
+    """A variational method; subclasses declare ``Settings`` and implement :meth:`fit`.
+
+    ``unsupported_targets`` maps the registered targets the method cannot run to the reason, as
+    a literal dict in the class body: the workflow reads it from the source without importing
+    torch (:func:`sivi_engine.declared.unsupported_targets`), leaves those runs out of the grid
+    and the report lists them with the reason; ``train`` refuses them.
+    """
 
     name: ClassVar[str]
     Settings: ClassVar[type[CommonSettings]] = CommonSettings
+    unsupported_targets: ClassVar[dict[str, str]] = {}
 
     @abc.abstractmethod
     def fit(self, target: Target, settings: CommonSettings, device: torch.device) -> FitResult:

@@ -21,11 +21,12 @@ chooses how its log-determinant is computed:
 
 - ``exact``: from its Cholesky factor;
 - ``min_singular_value``: the paper's approximation for models too large for J (tens of
-  millions of weights): k log λ_min(σ²I_k + G) = k log(σ² + s²_min(J)), a lower bound. The paper's code
-  (``accurate=False``) estimates s_min by a few Rayleigh–Ritz iterations of Jacobian-vector
-  products, never forming J; here J is formed and λ_min is exact, so the setting reproduces
-  the paper's large-model objective, not its memory savings. It is never switched on
-  automatically: the exact term costs O(k³) per draw, small for every target of this benchmark.
+  millions of weights): k log λ_min(σ²I_k + G) = k log(σ² + s²_min(J)), a lower bound. The
+  paper's code (``accurate=False``) estimates s_min by a few Rayleigh–Ritz iterations of
+  Jacobian-vector products, never forming J; here J is formed and λ_min is exact, so the
+  setting reproduces the paper's large-model objective, not its memory savings. It is never
+  switched on automatically: the exact term costs O(k³) per draw, small for every target of
+  this benchmark.
 """
 
 from __future__ import annotations
@@ -122,7 +123,8 @@ class LinearisedGenerator(nn.Module):
 
     def value_and_jacobian(self, z: Tensor) -> tuple[Tensor, Tensor]:
         """g(z), (n, d), and J = ∂g/∂z, (n, d, m), carrying J through the layers (forward mode by
-        hand): a linear layer maps J ↦ WJ, an ELU J ↦ diag(ELU'(h)) J with ELU'(h) = e^{min(h, 0)}."""
+        hand): a linear layer maps J ↦ WJ, an ELU J ↦ diag(ELU'(h)) J with
+        ELU'(h) = e^{min(h, 0)}."""
         first, *rest = self.layers
         h, jac = first(z), first.weight.expand(z.shape[0], -1, -1)
         for layer in rest:
@@ -141,10 +143,18 @@ class LinearisedGenerator(nn.Module):
         return self.draw_with_jacobian(n)[0]
 
 
+#: Why LIVI does not run on the high-dimensional targets (its entropy term costs O(d³) per draw).
+JACOBIAN_COST = (
+    "its entropy needs the exact d × d Jacobian of the generator for every draw: over 0.4 s per "
+    "iteration at d = 100 (benchmarks/results/speed.json)"
+)
+
+
 @METHODS.register("livi")
 class LIVI(Method):
     name = "livi"
     Settings = LIVISettings
+    unsupported_targets = {"diffusion": JACOBIAN_COST, "bnn_diabetes": JACOBIAN_COST}
 
     def fit(self, target: Target, settings: LIVISettings, device: torch.device) -> FitResult:
         z_dim = settings.z_dim if settings.z_dim is not None else target.dim
@@ -156,6 +166,7 @@ class LIVI(Method):
             entropy = linearised_entropy(jac, settings.sigma, settings.log_det)
             return -(target.log_prob(x).mean() + entropy)
 
-        trace = optimise(loss, q.parameters(), settings, description=f"livi on {target.name}",
-                         sample=q.sample)
+        trace = optimise(
+            loss, q.parameters(), settings, description=f"livi on {target.name}", sample=q.sample
+        )
         return FitResult(samples=q.sample(settings.num_draws), trace=trace)

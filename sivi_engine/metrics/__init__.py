@@ -91,9 +91,10 @@ def _coverage(ctx: EvaluationContext) -> dict[str, float]:
 @METRICS.register("modes")
 def _modes(ctx: EvaluationContext) -> dict[str, float]:
     """Mode coverage, for Gaussian-mixture targets whose component centres are separated."""
+    from sivi_engine.targets.capabilities import MixtureComponents  # the report imports metrics
+
     target = ctx.target
-    parts = ("component_means", "component_weights", "component_covariances")
-    if not all(hasattr(target, part) for part in parts):
+    if not isinstance(target, MixtureComponents):
         return {}
     means, covariances = target.component_means(), target.component_covariances()
     if means.shape[0] < 2 or not separated_modes(means, covariances):
@@ -113,20 +114,35 @@ def _moments(ctx: EvaluationContext) -> dict[str, float]:
 
 @METRICS.register("predictive")
 def _predictive(ctx: EvaluationContext) -> dict[str, float]:
-    """Held-out predictive scores of q's draws, for targets with data (``target.predictive``):
-    test log-likelihood and accuracy or RMSE as the target defines them, and for a classifier
-    (predictive probabilities returned) the expected calibration error. The same scores of the
-    reference, on a fixed-seed subsample of as many draws as q's (an S-draw predictive mean is
-    biased by O(1/S)), are prefixed ``reference_``."""
-    predictive = getattr(ctx.target, "predictive", None)
-    if predictive is None:
+    """Held-out predictive scores of q's draws, for targets with held-out data
+    (:class:`~sivi_engine.targets.capabilities.HeldOutData`): test log-likelihood and accuracy
+    or RMSE as the target defines them, and for a classifier (predictive probabilities
+    returned) the expected calibration error. The same scores of the reference
+    (:attr:`EvaluationContext.predictive`) are prefixed ``reference_``."""
+    if ctx.predictive is None:
         return {}
-    labels, bins = np.asarray(ctx.target.y_test), ctx.settings.calibration_bins
-    reference = subsample(ctx.reference, ctx.samples.shape[0],
-                          np.random.default_rng(ctx.settings.seed))
-    own = predictive_scores(predictive(ctx.samples), labels, bins)
-    of_reference = predictive_scores(predictive(reference), labels, bins)
+    labels, bins = ctx.target.test_response(), ctx.settings.calibration_bins
+    own, of_reference = (predictive_scores(scores, labels, bins) for scores in ctx.predictive)
     return own | {f"reference_{name}": value for name, value in of_reference.items()}
+
+
+#: What :func:`reliability_curves` stores per calibration bin, from a ReliabilityCurve.
+RELIABILITY_FIELDS = ("confidence", "frequency", "count")
+
+
+def reliability_curves(ctx: EvaluationContext) -> dict[str, np.ndarray]:
+    """A classifier's reliability curve on ``calibration_bins`` bins, q's (``confidence``,
+    ``frequency``, ``count``) and the reference's (the same, prefixed ``reference_``), from the
+    predictive probabilities behind the ``ece`` metrics; NaN in an empty bin. None for a target
+    that is not a classifier with held-out data."""
+    if ctx.predictive is None or "probabilities" not in ctx.predictive[0]:
+        return {}
+    labels, bins = ctx.target.test_response(), ctx.settings.calibration_bins
+    curves = {}
+    for prefix, scores in zip(("", "reference_"), ctx.predictive):
+        curve = reliability_curve(scores["probabilities"], labels, bins)
+        curves |= {f"{prefix}{name}": getattr(curve, name) for name in RELIABILITY_FIELDS}
+    return curves
 
 
 def evaluate_groups(ctx: EvaluationContext, names: Iterable[str]) -> dict[str, float]:
@@ -167,4 +183,5 @@ __all__ = [
     "quantile_errors",
     "rank_correlation_comparison",
     "reliability_curve",
+    "reliability_curves",
 ]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -47,13 +48,18 @@ class EvaluationSettings:
                 raise SettingsError(f"setting {name!r} must be >= 1, got {getattr(self, name)!r}")
         if self.num_draws is not None and self.num_draws < 2:
             raise SettingsError(f"setting 'num_draws' must be >= 2 or null, got {self.num_draws!r}")
-        for name in ("gate_mean_error_sd", "gate_median_error_iqr", "gate_log_scale_ratio",
-                     "gate_lpd_drop"):
+        for name in (
+            "gate_mean_error_sd",
+            "gate_median_error_iqr",
+            "gate_log_scale_ratio",
+            "gate_lpd_drop",
+        ):
             if not getattr(self, name) > 0:
                 raise SettingsError(f"setting {name!r} must be > 0, got {getattr(self, name)!r}")
         if not 0 < self.mode_min_share <= 1:
             raise SettingsError(
-                f"setting 'mode_min_share' must be in (0, 1], got {self.mode_min_share!r}")
+                f"setting 'mode_min_share' must be in (0, 1], got {self.mode_min_share!r}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +82,20 @@ class EvaluationContext:
                     f"got {arr.shape}"
                 )
             object.__setattr__(self, name, arr)
+
+    @functools.cached_property
+    def predictive(self) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """``target.predictive`` of q's draws and of a fixed-seed subsample of as many reference
+        draws (an S-draw predictive mean is biased by O(1/S), so both get the same S); None for
+        a target without held-out data. Computed once for the metrics and the reliability
+        curves."""
+        from sivi_engine.targets.capabilities import HeldOutData
+
+        if not isinstance(self.target, HeldOutData):
+            return None
+        rng = np.random.default_rng(self.settings.seed)
+        reference = subsample(self.reference, self.samples.shape[0], rng)
+        return self.target.predictive(self.samples), self.target.predictive(reference)
 
 
 def draws_to_score(samples: np.ndarray, settings: EvaluationSettings) -> np.ndarray:

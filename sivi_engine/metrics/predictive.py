@@ -27,37 +27,46 @@ CALIBRATION_BINS = 10
 
 @dataclasses.dataclass(frozen=True)
 class ReliabilityCurve:
-    """Per bin (empty bins dropped): mean predicted probability, observed frequency, count."""
+    """Per bin B_1..B_M: mean predicted probability and observed frequency (NaN for an empty
+    bin), and the count."""
 
     confidence: np.ndarray
     frequency: np.ndarray
     count: np.ndarray
 
+    def filled(self) -> ReliabilityCurve:
+        """The non-empty bins only."""
+        keep = self.count > 0
+        return ReliabilityCurve(self.confidence[keep], self.frequency[keep], self.count[keep])
+
 
 def reliability_curve(
     probabilities: np.ndarray, labels: np.ndarray, bins: int = CALIBRATION_BINS
 ) -> ReliabilityCurve:
-    """conf(B) and freq(B) on ``bins`` equal-width bins of [0, 1] (labels in {0, 1})."""
+    """conf(B) and freq(B) on ``bins`` equal-width bins of [0, 1] (labels in {0, 1}); NaN for
+    an empty bin."""
     p = np.asarray(probabilities, dtype=np.float64)
     y = np.asarray(labels, dtype=np.float64)
     if p.shape != y.shape or p.ndim != 1:
         raise ValueError(f"probabilities {p.shape} and labels {y.shape} must be equal 1-D shapes")
     index = np.searchsorted(np.linspace(0.0, 1.0, bins + 1)[1:-1], p)  # right-closed bins
     count = np.bincount(index, minlength=bins)
-    filled = count > 0
-    confidence = np.bincount(index, weights=p, minlength=bins)[filled] / count[filled]
-    frequency = np.bincount(index, weights=y, minlength=bins)[filled] / count[filled]
-    return ReliabilityCurve(confidence, frequency, count[filled])
+    with np.errstate(invalid="ignore"):  # 0 / 0 in an empty bin is its NaN
+        confidence = np.bincount(index, weights=p, minlength=bins) / count
+        frequency = np.bincount(index, weights=y, minlength=bins) / count
+    return ReliabilityCurve(confidence, frequency, count)
 
 
 def expected_calibration_error(curve: ReliabilityCurve) -> float:
-    """ECE = Σ_B (|B| / n) |freq(B) − conf(B)|."""
+    """ECE = Σ_B (|B| / n) |freq(B) − conf(B)| over the non-empty bins."""
+    curve = curve.filled()
     weights = curve.count / curve.count.sum()
     return float(np.sum(weights * np.abs(curve.frequency - curve.confidence)))
 
 
-def predictive_scores(scores: Mapping[str, Any], labels: np.ndarray,
-                      bins: int = CALIBRATION_BINS) -> dict[str, float]:
+def predictive_scores(
+    scores: Mapping[str, Any], labels: np.ndarray, bins: int = CALIBRATION_BINS
+) -> dict[str, float]:
     """The scalar entries of ``scores`` (the output of a target's ``predictive``) and, when it
     holds ``probabilities`` p̄ (a classifier), their ``ece`` against the test ``labels``."""
     out = {name: float(value) for name, value in scores.items() if np.ndim(value) == 0}

@@ -57,14 +57,19 @@ from sivi_engine.reference.diagnostics import (
 )
 from sivi_engine.settings import SettingsError
 from sivi_engine.targets.base import Target
+from sivi_engine.targets.capabilities import StanModel
 
 #: Stan programs of the targets.
 PROGRAM_DIR = Path(__file__).resolve().parent.parent / "targets" / "stan"
 #: Environment variable holding the compile-cache root.
 CACHE_ENV = "SIVI_STAN_CACHE"
 #: Stored sample statistic -> Stan's output column.
-SAMPLE_STATS = {"divergent": "divergent__", "treedepth": "treedepth__", "energy": "energy__",
-                "lp": "lp__"}
+SAMPLE_STATS = {
+    "divergent": "divergent__",
+    "treedepth": "treedepth__",
+    "energy": "energy__",
+    "lp": "lp__",
+}
 #: Draws (evenly spaced) on which Stan's lp__ is compared with target.log_prob.
 LP_CHECK_DRAWS = 100
 #: Largest accepted spread of lp__ − log_prob over those draws, relative to 1 + sd(lp__):
@@ -155,7 +160,9 @@ def _chain_major(flat: np.ndarray, chains: int) -> np.ndarray:
 def run_pystan(program: str, data: Mapping[str, Any], dim: int, settings: StanSettings) -> StanRun:
     """NUTS through pystan 3 / httpstan; the compiled model is cached by program text."""
     with warnings.catch_warnings():  # pystan's plugin loader imports the deprecated pkg_resources
-        warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+        warnings.filterwarnings(
+            "ignore", message="pkg_resources is deprecated", category=UserWarning
+        )
         import httpstan.cache
         import stan
 
@@ -257,7 +264,8 @@ def cmdstan_found() -> bool:
 
 
 def resolve_backend(requested: str) -> str:
-    """``auto`` -> cmdstanpy when CmdStan is found, else pystan; an explicit cmdstanpy needs CmdStan."""
+    """``auto`` -> cmdstanpy when CmdStan is found, else pystan; an explicit cmdstanpy needs
+    CmdStan."""
     if requested == "auto":
         return "cmdstanpy" if cmdstan_found() else "pystan"
     if requested == "cmdstanpy" and not cmdstan_found():
@@ -270,9 +278,12 @@ def resolve_backend(requested: str) -> str:
 
 def stan_program(target: Target) -> tuple[str, str]:
     """(file name, program text) of the target's Stan program."""
-    name = getattr(target, "stan_program", None)
-    if name is None:
-        raise SettingsError(f"reference engine 'stan': target {target.name!r} has no Stan program")
+    if not isinstance(target, StanModel):
+        raise SettingsError(
+            f"reference engine 'stan': target {target.name!r} has no Stan program (targets "
+            "declare one by inheriting sivi_engine.targets.capabilities.StanModel)"
+        )
+    name = target.stan_program
     path = PROGRAM_DIR / name
     if not path.is_file():
         raise SettingsError(

@@ -11,16 +11,19 @@ import xarray as xr
 import yaml
 
 from sivi_engine import artifacts, provenance
-from sivi_engine.report import costs, reproduction
+from sivi_engine.report import costs, reproduction, tables, views
 from sivi_engine.report import runs as rn
-from sivi_engine.report import tables, views
-from sivi_engine.report.document import TITLE, document, reproduction_blocks
+from sivi_engine.report.document import TITLE, NotRun, document, reproduction_blocks
 from sivi_engine.report.output import write_atomic
 from sivi_engine.report.render import Image, to_html, to_markdown
 
 
-def combine(metric_sets: Sequence[xr.Dataset], summary: rn.RunSummary, created: str,
-            versions: Mapping[str, str]) -> xr.Dataset:
+def combine(
+    metric_sets: Sequence[xr.Dataset],
+    summary: rn.RunSummary,
+    created: str,
+    versions: Mapping[str, str],
+) -> xr.Dataset:
     """One MetricSet over all runs, targets and labels in the order the runs were given."""
     combined = artifacts.combine_metric_sets(
         metric_sets, created=created, versions=artifacts.json_attr(dict(versions))
@@ -46,8 +49,17 @@ def cost_tables(paths: Sequence[Path], root: Path | None) -> list[tables.Table]:
     return [costs.cost_by_rule(frame), costs.cost_by_method(frame)]
 
 
+def not_run_pairs(config: Mapping[str, object]) -> list[NotRun]:
+    """The config snapshot's ``not_run`` list: (target, label) pairs whose method declares it
+    cannot run the target, with the reason."""
+    return [
+        NotRun(str(p["target"]), str(p["label"]), str(p["reason"]))
+        for p in config.get("not_run", [])
+    ]
+
+
 def build_report(
-    metric_paths: Sequence[Path],
+    stores: rn.ReportStores,
     out_dir: Path,
     table_path: Path | None = None,
     config_path: Path | None = None,
@@ -55,8 +67,10 @@ def build_report(
     benchmark_paths: Sequence[Path] = (),
     benchmark_root: Path | None = None,
 ) -> None:
-    """Read per-run MetricSets and write ``out_dir``/{summary.md, reproduction.md, index.html,
-    figures/*.png}; the headline section draws the MetricSets' per-checkpoint curves.
+    """Read the runs' MetricSets and SampleSets and the targets' ReferenceDraws and
+    TargetDescriptions (``stores``: every store read is one of these) and write
+    ``out_dir``/{summary.md, reproduction.md, index.html, figures/*.png}; the headline section
+    draws the MetricSets' per-checkpoint curves.
 
     The reproduction rows come from the ``reproduction`` list of the config at ``config_path``
     (none without a config; reproduction.md is written either way).
@@ -64,12 +78,16 @@ def build_report(
     With ``benchmark_paths`` (Snakemake benchmark files below ``benchmark_root``) add a cost
     section: wall time and peak memory per rule and per method.
     """
-    if not metric_paths:
+    if not stores.metrics:
         raise ValueError("build_report needs at least one per-run MetricSet")
     out_dir = Path(out_dir)
     config_text = Path(config_path).read_text("utf-8") if config_path is not None else None
-    rows = reproduction.parse_rows(yaml.safe_load(config_text) or {}) if config_text else []
-    loaded = [rn.read_run(Path(p)) for p in metric_paths]
+    config = (yaml.safe_load(config_text) or {}) if config_text else {}
+    rows = reproduction.parse_rows(config)
+    sample_sets = rn.sample_set_index(stores.samples)
+    references = rn.target_index(stores.references, artifacts.REFERENCE_DRAWS)
+    descriptions = rn.target_index(stores.descriptions, artifacts.TARGET_DESCRIPTION)
+    loaded = [rn.read_run(Path(p), sample_sets, references) for p in stores.metrics]
     runs = [run for _, run in loaded]
     summary = rn.summarise_runs(runs)
     versions = rn.merged_versions(runs)
@@ -80,7 +98,7 @@ def build_report(
     combined = combine([ds for ds, _ in loaded], summary, created, versions)
     if table_path is not None:
         write_metric_table(combined, Path(table_path))
-    data = views.target_data(runs, summary, combined)
+    data = views.target_data(runs, summary, combined, descriptions)
     along_training = views.target_views(data, views.HEADLINE_VIEWS)
     target_blocks = views.target_views(data)
     reproduced = reproduction_blocks(reproduction.reproduction_table(rows, combined))
@@ -95,6 +113,7 @@ def build_report(
         versions=tables.key_value_table(("package", "version"), versions),
         config_text=config_text,
         reproduction=reproduced,
+        not_run=not_run_pairs(config),
         costs=cost_tables(benchmark_paths, benchmark_root),
     )
     sections = (*along_training.values(), *target_blocks.values())

@@ -21,17 +21,28 @@ def read_benchmarks(paths: Sequence[Path], root: Path) -> pd.DataFrame:
     for path in paths:
         rule, *job = Path(path).relative_to(root).with_suffix("").parts
         frame = pd.read_csv(path, sep="\t")
-        rows.append({"rule": rule, "job": "/".join(job), "seconds": float(frame["s"].mean()),
-                     "max_rss_mb": pd.to_numeric(frame["max_rss"], errors="coerce").max()})
+        rows.append(
+            {
+                "rule": rule,
+                "job": "/".join(job),
+                "seconds": float(frame["s"].mean()),
+                "max_rss_mb": pd.to_numeric(frame["max_rss"], errors="coerce").max(),
+            }
+        )
     return pd.DataFrame(rows, columns=["rule", "job", "seconds", "max_rss_mb"])
 
 
 def _summary(frame: pd.DataFrame, by: pd.Series, name: str) -> Table:
     grouped = frame.groupby(by, sort=False)
     rows = tuple(
-        (str(key), str(len(group)), format_number(group.seconds.sum()),
-         format_number(group.seconds.mean()), format_number(group.seconds.max()),
-         format_number(group.max_rss_mb.max()))
+        (
+            str(key),
+            str(len(group)),
+            format_number(group.seconds.sum()),
+            format_number(group.seconds.mean()),
+            format_number(group.seconds.max()),
+            format_number(group.max_rss_mb.max()),
+        )
         for key, group in grouped
     )
     header = (name, "jobs", "wall s (total)", "wall s (mean)", "wall s (max)", "peak RSS MB")

@@ -62,8 +62,11 @@ def floor_name(metric: str) -> str:
 
 def curve_metrics(ds: xr.Dataset) -> list[str]:
     """The :data:`CURVE_METRICS` whose curve has a value somewhere in ``ds``."""
-    return [m for m in CURVE_METRICS
-            if curve_name(m) in ds.data_vars and bool(np.isfinite(ds[curve_name(m)].values).any())]
+    return [
+        m
+        for m in CURVE_METRICS
+        if curve_name(m) in ds.data_vars and bool(np.isfinite(ds[curve_name(m)].values).any())
+    ]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,8 +92,9 @@ def seed_band(x: np.ndarray, y: np.ndarray) -> SeedBand:
         empty = np.empty(0)
         return SeedBand(empty, empty, empty, empty)
     x, y = np.where(valid, x, np.nan)[:, keep], np.where(valid, y, np.nan)[:, keep]
-    return SeedBand(np.nanmedian(x, axis=0), np.nanmean(y, axis=0), np.nanmin(y, axis=0),
-                    np.nanmax(y, axis=0))
+    return SeedBand(
+        np.nanmedian(x, axis=0), np.nanmean(y, axis=0), np.nanmin(y, axis=0), np.nanmax(y, axis=0)
+    )
 
 
 def ok_seeds(ds: xr.Dataset, label: str) -> np.ndarray:
@@ -104,8 +108,10 @@ def label_band(ds: xr.Dataset, label: str, metric: str, clock: str) -> SeedBand:
     """``label``'s curve of ``metric`` against ``clock`` (:data:`ITERATION` or :data:`SECONDS`)
     over its ok seeds."""
     runs = ds.sel({"method": label, "seed": ok_seeds(ds, label)})
-    return seed_band(runs[clock].transpose("seed", ...).values,
-                     runs[curve_name(metric)].transpose("seed", ...).values)
+    return seed_band(
+        runs[clock].transpose("seed", ...).values,
+        runs[curve_name(metric)].transpose("seed", ...).values,
+    )
 
 
 def floor_value(ds: xr.Dataset, metric: str) -> float:
@@ -157,13 +163,18 @@ def time_to_quality(ds: xr.Dataset, label: str) -> QualityTime:
     values = runs[curve_name(QUALITY_METRIC)].transpose("seed", ...).values
     thresholds = quality_threshold(runs[floor_name(QUALITY_METRIC)].values)
     clocks = {c: runs[c].transpose("seed", ...).values for c in (SECONDS, ITERATION)}
-    first = {c: np.array([first_reached(v, t, tau) for v, t, tau in zip(values, clock, thresholds)])
-             for c, clock in clocks.items()}
+    first = {
+        c: np.array([first_reached(v, t, tau) for v, t, tau in zip(values, clock, thresholds)])
+        for c, clock in clocks.items()
+    }
     counts = ((name, int(np.sum(condition == name))) for name in EXCLUSIONS)
     return QualityTime(
-        seconds=_median(first[SECONDS]), iteration=_median(first[ITERATION]),
-        threshold=_median(thresholds), reached=int(np.isfinite(first[SECONDS]).sum()),
-        n=len(values), excluded=tuple((name, count) for name, count in counts if count),
+        seconds=_median(first[SECONDS]),
+        iteration=_median(first[ITERATION]),
+        threshold=_median(thresholds),
+        reached=int(np.isfinite(first[SECONDS]).sum()),
+        n=len(values),
+        excluded=tuple((name, count) for name, count in counts if count),
     )
 
 
@@ -172,8 +183,10 @@ def _median(values: np.ndarray) -> float:
 
 
 def _reached_cell(quality: QualityTime) -> str:
-    counts = [f"{quality.reached} of {quality.n}",
-              *(f"{count} {name}" for name, count in quality.excluded)]
+    counts = [
+        f"{quality.reached} of {quality.n}",
+        *(f"{count} {name}" for name, count in quality.excluded),
+    ]
     return "; ".join(counts)
 
 
@@ -193,15 +206,26 @@ def has_quality_inputs(ds: xr.Dataset) -> bool:
 def time_to_quality_table(ds: xr.Dataset, labels: Sequence[str]) -> Table:
     """Per label of one target (``ds``: dims method, seed, checkpoint): median seconds and
     iterations to quality, seeds that reached it (of the ok ones; left-out runs counted) and τ."""
-    header = ("method", f"seconds to {QUALITY_METRIC} ≤ τ (median)", "iteration (median)",
-              "seeds reached", "τ (median)")
+    header = (
+        "method",
+        f"seconds to {QUALITY_METRIC} ≤ τ (median)",
+        "iteration (median)",
+        "seeds reached",
+        "τ (median)",
+    )
     curve = ds[curve_name(QUALITY_METRIC)]
     rows = []
     for label in labels:
         if not np.isfinite(curve.sel({"method": label}).values).any():
             continue  # the label has no curve on this target
         quality = time_to_quality(ds, label)
-        rows.append((label, _clock_cell(f"{format_number(quality.seconds)} s", quality),
-                     _clock_cell(f"{quality.iteration:g}", quality), _reached_cell(quality),
-                     format_number(quality.threshold)))
+        rows.append(
+            (
+                label,
+                _clock_cell(f"{format_number(quality.seconds)} s", quality),
+                _clock_cell(f"{quality.iteration:g}", quality),
+                _reached_cell(quality),
+                format_number(quality.threshold),
+            )
+        )
     return Table(header, tuple(rows))

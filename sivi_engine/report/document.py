@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 
 from sivi_engine.report.render import Block, Bullets, Code, Heading, Paragraph, TableBlock
@@ -44,6 +45,10 @@ SUSPECT_NOTE = (
     "(diverged runs are listed in the run summary)."
 )
 NO_SUSPECT = "No run was flagged suspect by the sanity gate."
+NOT_RUN_NOTE = (
+    "Configured but left out of the grid: the method declares it cannot run the target "
+    "(its `unsupported_targets`), for the reason given."
+)
 
 REPRODUCTION_NOTE = (
     "Figures the papers report, set against this project's mean ± sd over seeds of the same "
@@ -93,7 +98,10 @@ def run_summary(summary: RunSummary, total_wall_seconds: float | None) -> list[s
         f"training wall time, summed over runs: {format_duration(summary.train_seconds)}",
     ]
     if total_wall_seconds is not None:
-        items.append(f"total wall time (first training job to this report): {format_duration(total_wall_seconds)}")
+        items.append(
+            "total wall time (first training job to this report): "
+            f"{format_duration(total_wall_seconds)}"
+        )
     return items
 
 
@@ -102,6 +110,24 @@ def suspect_blocks(summary: RunSummary) -> list[Block]:
     if not summary.suspect:
         return [Paragraph(NO_SUSPECT)]
     return [Paragraph(SUSPECT_NOTE), Bullets(tuple(run_name(r) for r in summary.suspect))]
+
+
+@dataclasses.dataclass(frozen=True)
+class NotRun:
+    """A (target, label) pair left out of the grid: the label's method declares it cannot run
+    the target (``Method.unsupported_targets``), for ``reason``."""
+
+    target: str
+    label: str
+    reason: str
+
+
+def not_run_blocks(pairs: Sequence[NotRun]) -> list[Block]:
+    """The pairs left out of the grid with their reasons, or nothing when there are none."""
+    if not pairs:
+        return []
+    items = tuple(f"{p.target} / {p.label}: {p.reason}" for p in pairs)
+    return [Heading(2, "Not run"), Paragraph(NOT_RUN_NOTE), Bullets(items)]
 
 
 def reproduction_blocks(table: Table) -> list[Block]:
@@ -134,6 +160,7 @@ def document(
     versions: Table,
     config_text: str | None,
     reproduction: Sequence[Block],
+    not_run: Sequence[NotRun] = (),
     costs: Sequence[Table] = (),
 ) -> list[Block]:
     """All sections of the report, in reading order: the headline section, quality along
@@ -150,6 +177,7 @@ def document(
         *along_training_blocks(along_training),
         Heading(2, "Suspect runs"),
         *suspect_blocks(summary),
+        *not_run_blocks(not_run),
         Heading(2, "Results per target"),
         Paragraph(TABLE_NOTE),
     ]

@@ -12,11 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 import numpy as np
-import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-
-from sivi_engine.targets.base import Target
 
 if TYPE_CHECKING:  # annotations only
     from sivi_engine.report.curves import SeedBand
@@ -27,8 +24,18 @@ MAX_POINTS = 2000
 MAX_LINE_POINTS = 2000
 PANEL_INCHES = 3.0
 POINT_COLOUR = "#d62728"
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-           "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+PALETTE = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
 T = TypeVar("T")
 
 
@@ -69,17 +76,13 @@ def evenly_spaced(points: np.ndarray, limit: int) -> np.ndarray:
     return points[np.linspace(0, len(points) - 1, limit).astype(int)]
 
 
-def density_grid(target: Target, resolution: int) -> tuple[list[np.ndarray], np.ndarray]:
-    """Grid axes over ``plot_bounds`` and the target density on it, normalised over the box."""
-    axes = [np.linspace(lo, hi, resolution) for lo, hi in target.plot_bounds()]
-    mesh = np.meshgrid(*axes, indexing="xy")
-    points = np.stack([m.ravel() for m in mesh], axis=1)
-    with torch.no_grad():
-        log_p = target.log_prob(torch.as_tensor(points, dtype=torch.float64)).numpy()
-    density = np.exp(log_p - np.nanmax(log_p))
-    cell = np.prod([a[1] - a[0] for a in axes])
-    density = density / (np.nansum(density) * cell)
-    return axes, density.reshape(mesh[0].shape)
+@dataclasses.dataclass(frozen=True)
+class DensityGrid:
+    """The target density on a grid (a TargetDescription's): the axes x (and y) and the values,
+    shape (x,) or (y, x); the axes' ends are the figure's limits."""
+
+    axes: tuple[np.ndarray, ...]
+    density: np.ndarray
 
 
 def _panel_axes(n: int, sharey: bool, width: float = PANEL_INCHES) -> tuple[Figure, np.ndarray]:
@@ -88,11 +91,11 @@ def _panel_axes(n: int, sharey: bool, width: float = PANEL_INCHES) -> tuple[Figu
     return fig, axes
 
 
-def density_figure_2d(target: Target, panels: Sequence[Panel]) -> Figure:
+def density_figure_2d(grid: DensityGrid, panels: Sequence[Panel]) -> Figure:
     """One panel per entry: filled contours of the target density with the panel's draws on top."""
-    (gx, gy), density = density_grid(target, resolution=160)
+    (gx, gy), density = grid.axes, grid.density
     levels = np.linspace(0.01, 1.0, 10) * density.max()
-    (xlo, xhi), (ylo, yhi) = target.plot_bounds()
+    (xlo, xhi), (ylo, yhi) = (gx[0], gx[-1]), (gy[0], gy[-1])
     fig, axes = _panel_axes(len(panels), sharey=True)
     for ax, panel in zip(axes, panels):
         ax.contourf(gx, gy, density, levels=levels, cmap="Blues", extend="max")
@@ -104,10 +107,10 @@ def density_figure_2d(target: Target, panels: Sequence[Panel]) -> Figure:
     return fig
 
 
-def density_figure_1d(target: Target, panels: Sequence[Panel]) -> Figure:
+def density_figure_1d(grid: DensityGrid, panels: Sequence[Panel]) -> Figure:
     """One panel per entry: histogram of the panel's draws under the target density curve."""
-    (gx,), density = density_grid(target, resolution=400)
-    lo, hi = target.plot_bounds()[0]
+    (gx,), density = grid.axes, grid.density
+    lo, hi = gx[0], gx[-1]
     fig, axes = _panel_axes(len(panels), sharey=True)
     for ax, panel in zip(axes, panels):
         pts = evenly_spaced(panel.points, len(panel.points))[:, 0]
@@ -118,8 +121,8 @@ def density_figure_1d(target: Target, panels: Sequence[Panel]) -> Figure:
     return fig
 
 
-#: Density figure by target dimension; targets of other dimensions get no density figure.
-DENSITY_FIGURES: dict[int, Callable[[Target, Sequence[Panel]], Figure]] = {
+#: Density figure by the grid's dimension.
+DENSITY_FIGURES: dict[int, Callable[[DensityGrid, Sequence[Panel]], Figure]] = {
     1: density_figure_1d,
     2: density_figure_2d,
 }
@@ -151,8 +154,14 @@ def loss_figure(traces: Sequence[Trace], colour: Mapping[str, str]) -> Figure:
     for trace in traces:
         step, loss = _thin(trace.step, trace.loss)
         first = trace.label not in ax.get_legend_handles_labels()[1]
-        ax.plot(step, loss, color=colour[trace.label], linewidth=0.8, alpha=0.8,
-                label=trace.label if first else "_nolegend_")
+        ax.plot(
+            step,
+            loss,
+            color=colour[trace.label],
+            linewidth=0.8,
+            alpha=0.8,
+            label=trace.label if first else "_nolegend_",
+        )
         drawn.append(loss)
     _set_loss_scale(ax, np.concatenate(drawn) if drawn else np.empty(0))
     ax.set(xlabel="step", ylabel="training loss")
@@ -190,12 +199,18 @@ def correlation_figure(panels: Sequence[Series[CorrelationPairs]]) -> Figure:
         pairs = panel.data
         xy = evenly_spaced(np.column_stack([pairs.reference, pairs.method]), MAX_POINTS)
         ax.plot([-1, 1], [-1, 1], color="grey", linewidth=0.8, linestyle="--", zorder=1)
-        ax.scatter(xy[:, 0], xy[:, 1], s=8.0, color=panel.colour, alpha=0.6, linewidths=0,
-                   zorder=2)
-        title = (f"{panel.title}\nr = {_title_number(pairs.pearson_r)}, "
-                 f"slope = {_title_number(pairs.slope)}")
-        ax.set(xlim=(-1.05, 1.05), ylim=(-1.05, 1.05), aspect="equal", title=title,
-               xlabel="reference ρ")
+        ax.scatter(xy[:, 0], xy[:, 1], s=8.0, color=panel.colour, alpha=0.6, linewidths=0, zorder=2)
+        title = (
+            f"{panel.title}\nr = {_title_number(pairs.pearson_r)}, "
+            f"slope = {_title_number(pairs.slope)}"
+        )
+        ax.set(
+            xlim=(-1.05, 1.05),
+            ylim=(-1.05, 1.05),
+            aspect="equal",
+            title=title,
+            xlabel="reference ρ",
+        )
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("method ρ")
     return fig
@@ -210,10 +225,22 @@ def reliability_figure(lines: Sequence[Series[ReliabilityLine]]) -> Figure:
     ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, linestyle="--", label="calibrated")
     for line in lines:
         curve = line.data.curve
-        ax.plot(curve.confidence, curve.frequency, marker="o", markersize=3.5, linewidth=1.2,
-                color=line.colour, label=f"{line.title} (ECE {_title_number(line.data.ece)})")
-    ax.set(xlim=(0, 1), ylim=(0, 1), aspect="equal", xlabel="mean predicted P(y = 1)",
-           ylabel="observed frequency of y = 1")
+        ax.plot(
+            curve.confidence,
+            curve.frequency,
+            marker="o",
+            markersize=3.5,
+            linewidth=1.2,
+            color=line.colour,
+            label=f"{line.title} (ECE {_title_number(line.data.ece)})",
+        )
+    ax.set(
+        xlim=(0, 1),
+        ylim=(0, 1),
+        aspect="equal",
+        xlabel="mean predicted P(y = 1)",
+        ylabel="observed frequency of y = 1",
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small", frameon=False, loc="upper left")
     return fig
@@ -230,8 +257,9 @@ class PathData:
     observations: np.ndarray
 
 
-def path_figure(data: PathData, reference: Series[PathBand],
-                panels: Sequence[Series[PathBand]]) -> Figure:
+def path_figure(
+    data: PathData, reference: Series[PathBand], panels: Sequence[Series[PathBand]]
+) -> Figure:
     """One panel per method: its posterior mean path and pointwise central band (filled) against
     the reference's (black: dashed mean, dotted band limits), the true path and the observations
     as points; one legend below the panels."""
@@ -239,24 +267,51 @@ def path_figure(data: PathData, reference: Series[PathBand],
     ref = reference.data
     for ax, panel in zip(axes, panels):
         band = panel.data
-        ax.fill_between(data.times, band.lower, band.upper, color=panel.colour, alpha=0.25,
-                        linewidth=0, label=f"method: {band.level:.0%} band")
+        ax.fill_between(
+            data.times,
+            band.lower,
+            band.upper,
+            color=panel.colour,
+            alpha=0.25,
+            linewidth=0,
+            label=f"method: {band.level:.0%} band",
+        )
         ax.plot(data.times, band.mean, color=panel.colour, linewidth=1.4, label="method: mean")
-        ax.plot(data.times, ref.mean, color=reference.colour, linewidth=1.1, linestyle="--",
-                label=f"{reference.title}: mean")
-        ax.plot(data.times, ref.lower, color=reference.colour, linewidth=0.9, linestyle=":",
-                label=f"{reference.title}: {ref.level:.0%} band")
+        ax.plot(
+            data.times,
+            ref.mean,
+            color=reference.colour,
+            linewidth=1.1,
+            linestyle="--",
+            label=f"{reference.title}: mean",
+        )
+        ax.plot(
+            data.times,
+            ref.lower,
+            color=reference.colour,
+            linewidth=0.9,
+            linestyle=":",
+            label=f"{reference.title}: {ref.level:.0%} band",
+        )
         ax.plot(data.times, ref.upper, color=reference.colour, linewidth=0.9, linestyle=":")
-        ax.plot(data.times, data.truth, color=TRUTH_COLOUR, linewidth=0.8, alpha=0.6,
-                label="true path")
-        ax.scatter(data.obs_times, data.observations, s=14.0, color=POINT_COLOUR, zorder=3,
-                   label="observations")
+        ax.plot(
+            data.times, data.truth, color=TRUTH_COLOUR, linewidth=0.8, alpha=0.6, label="true path"
+        )
+        ax.scatter(
+            data.obs_times,
+            data.observations,
+            s=14.0,
+            color=POINT_COLOUR,
+            zorder=3,
+            label="observations",
+        )
         ax.set(title=panel.title, xlabel="t")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("u(t)")
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize="small",
-               frameon=False)
+    fig.legend(
+        handles, labels, loc="outside lower center", ncols=3, fontsize="small", frameon=False
+    )
     return fig
 
 
@@ -294,15 +349,29 @@ def _draw_curve_panel(ax: Axes, panel: CurvePanel) -> None:
     for line in panel.lines:
         band = line.data
         keep = band.x > 0  # log x axis
-        ax.fill_between(band.x[keep], band.lower[keep], band.upper[keep], color=line.colour,
-                        alpha=0.2, linewidth=0)
-        ax.plot(band.x[keep], band.mean[keep], color=line.colour, linewidth=1.4, marker="o",
-                markersize=2.5, label=line.title)
+        ax.fill_between(
+            band.x[keep],
+            band.lower[keep],
+            band.upper[keep],
+            color=line.colour,
+            alpha=0.2,
+            linewidth=0,
+        )
+        ax.plot(
+            band.x[keep],
+            band.mean[keep],
+            color=line.colour,
+            linewidth=1.4,
+            marker="o",
+            markersize=2.5,
+            label=line.title,
+        )
         drawn += [band.lower[keep], band.upper[keep]]
     for name, value in panel.levels.items():
         if np.isfinite(value):
-            ax.axhline(value, color=FLOOR_COLOUR, linewidth=0.9, linestyle=LEVEL_STYLES[name],
-                       label=name)
+            ax.axhline(
+                value, color=FLOOR_COLOUR, linewidth=0.9, linestyle=LEVEL_STYLES[name], label=name
+            )
             drawn.append(np.array([value]))
     values = np.concatenate(drawn) if drawn else np.empty(0)
     _set_curve_scale(ax, values[np.isfinite(values)])
@@ -316,17 +385,24 @@ def curve_figure(panels: Sequence[CurvePanel], ncols: int) -> Figure:
     and min–max band (filled) against a log x axis, the panel's levels as horizontal black
     lines; one legend below the panels."""
     nrows = -(-len(panels) // ncols)
-    fig = Figure(figsize=(1.3 * PANEL_INCHES * ncols, 0.9 * PANEL_INCHES * nrows + 0.6),
-                 layout="constrained")
+    fig = Figure(
+        figsize=(1.3 * PANEL_INCHES * ncols, 0.9 * PANEL_INCHES * nrows + 0.6), layout="constrained"
+    )
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax, panel in zip(axes, panels):
         _draw_curve_panel(ax, panel)
-    for ax in axes[len(panels):]:
+    for ax in axes[len(panels) :]:
         ax.set_visible(False)
     legend: dict[str, object] = {}
-    for ax in axes[:len(panels)]:
+    for ax in axes[: len(panels)]:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             legend.setdefault(label, handle)
-    fig.legend(list(legend.values()), list(legend), loc="outside lower center",
-               ncols=min(len(legend), 5), fontsize="small", frameon=False)
+    fig.legend(
+        list(legend.values()),
+        list(legend),
+        loc="outside lower center",
+        ncols=min(len(legend), 5),
+        fontsize="small",
+        frameon=False,
+    )
     return fig

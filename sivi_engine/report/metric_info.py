@@ -88,7 +88,8 @@ METRIC_INFO: dict[str, MetricInfo] = {
         " q vs reference, over coordinates (infinite-variance targets)"
     ),
     "mode_coverage": _ideal(
-        "fraction of the target's modes holding at least mode_min_share × their weight of q's mass", 1
+        "fraction of the target's modes holding at least mode_min_share × their weight of q's mass",
+        1,
     ),
     "test_log_likelihood": _higher(
         "held-out log predictive density, mean over test points (original scale for regression)"
@@ -107,16 +108,22 @@ METRIC_INFO: dict[str, MetricInfo] = {
         " suspect_reasons), else 0"
     ),
     "diverged": _lower("1 when training did not end ok or left non-finite draws, else 0"),
-    "scored_draws": MetricInfo("number of q's draws scored (evaluation setting num_draws)", "—", ""),
+    "scored_draws": MetricInfo(
+        "number of q's draws scored (evaluation setting num_draws)", "—", ""
+    ),
     "wall_seconds": _lower("training wall-clock time in seconds"),
-    "hmc_accept_rate": MetricInfo("UIVI: mean HMC acceptance rate of the reverse conditional", "—", ""),
+    "hmc_accept_rate": MetricInfo(
+        "UIVI: mean HMC acceptance rate of the reverse conditional", "—", ""
+    ),
     "hmc_step_size": MetricInfo("UIVI: adapted HMC step size", "—", ""),
 }
 
 #: Families of numbered metrics: name pattern → legend entry built from the number.
 PATTERNS: dict[str, Callable[[str], MetricInfo]] = {
     r"mode_mass_(\d+)": lambda k: MetricInfo(
-        f"share of q's mass assigned to target mode {k} (nearest centre within 3 sds)", "≈ weight", ""
+        f"share of q's mass assigned to target mode {k} (nearest centre within 3 sds)",
+        "≈ weight",
+        "",
     ),
     r"elbo_lower_k(\d+)": lambda k: _higher(
         f"SIVI lower bound on the ELBO with K = {k} mixing draws (Yin & Zhou; DSIVI)"

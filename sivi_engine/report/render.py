@@ -1,4 +1,5 @@
-"""Render the report's content, a list of blocks, as Markdown and as one self-contained HTML page."""
+"""Render the report's content, a list of blocks, as Markdown and as one self-contained HTML
+page."""
 
 from __future__ import annotations
 

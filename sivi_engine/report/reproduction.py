@@ -34,8 +34,17 @@ SPREAD_SDS = 2.0
 WITHIN, OUTSIDE, FEW_SEEDS, NOT_RUN = "within seed spread", "outside", "n < 2", "not run"
 NO_FIGURE = "no paper figure"
 
-HEADER = ("experiment", "target", "method", "metric", "paper", "source",
-          "this project (mean ± sd over seeds)", "verdict", "note")
+HEADER = (
+    "experiment",
+    "target",
+    "method",
+    "metric",
+    "paper",
+    "source",
+    "this project (mean ± sd over seeds)",
+    "verdict",
+    "note",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,8 +61,9 @@ class ReproductionRow:
     note: str = ""
 
 
-REQUIRED = tuple(f.name for f in dataclasses.fields(ReproductionRow)
-                 if f.default is dataclasses.MISSING)
+REQUIRED = tuple(
+    f.name for f in dataclasses.fields(ReproductionRow) if f.default is dataclasses.MISSING
+)
 ALLOWED = tuple(f.name for f in dataclasses.fields(ReproductionRow))
 
 
@@ -66,14 +76,25 @@ def parse_rows(config: Mapping[str, Any]) -> list[ReproductionRow]:
         unknown = sorted(set(item) - set(ALLOWED))
         if missing or unknown:
             problem = f"missing {missing}" if missing else f"unknown {unknown}"
-            raise SettingsError(f"reproduction[{index}]: {problem} field(s); fields: {', '.join(ALLOWED)} "
-                             f"(required: {', '.join(REQUIRED)})")
+            raise SettingsError(
+                f"reproduction[{index}]: {problem} field(s); fields: {', '.join(ALLOWED)} "
+                f"(required: {', '.join(REQUIRED)})"
+            )
         if item.get("paper") is None and not item.get("note"):
-            raise SettingsError(f"reproduction[{index}]: a row without 'paper' needs a 'note' "
-                                "saying why the paper's figure is not given")
+            raise SettingsError(
+                f"reproduction[{index}]: a row without 'paper' needs a 'note' "
+                "saying why the paper's figure is not given"
+            )
         paper, paper_sd = item.get("paper"), item.get("paper_sd")
-        rows.append(ReproductionRow(**{**item, "paper": None if paper is None else float(paper),
-                                       "paper_sd": None if paper_sd is None else float(paper_sd)}))
+        rows.append(
+            ReproductionRow(
+                **{
+                    **item,
+                    "paper": None if paper is None else float(paper),
+                    "paper_sd": None if paper_sd is None else float(paper_sd),
+                }
+            )
+        )
     return rows
 
 
@@ -116,8 +137,22 @@ def reproduction_table(rows: Sequence[ReproductionRow], combined: xr.Dataset) ->
     lines = []
     for row in rows:
         seeds = row_seeds(row, combined)
-        project, judged = ((MISSING, NOT_RUN) if seeds is None
-                           else (tables.format_seed_summary(seeds), verdict(row.paper, seeds)))
-        lines.append((row.experiment, row.target, row.method, row.metric, paper_cell(row),
-                      row.source, project, judged, row.note))
+        project, judged = (
+            (MISSING, NOT_RUN)
+            if seeds is None
+            else (tables.format_seed_summary(seeds), verdict(row.paper, seeds))
+        )
+        lines.append(
+            (
+                row.experiment,
+                row.target,
+                row.method,
+                row.metric,
+                paper_cell(row),
+                row.source,
+                project,
+                judged,
+                row.note,
+            )
+        )
     return Table(HEADER, tuple(lines))

@@ -1,4 +1,6 @@
-"""The runs behind a report: per-run MetricSets and what their provenance points to."""
+"""The runs behind a report: per-run MetricSets matched to the SampleSets, reference draws and
+target descriptions the report was given (the stores the ``report`` rule declares; no path is
+taken from an artifact's attributes)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,46 @@ import numpy as np
 import xarray as xr
 
 from sivi_engine import artifacts
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportStores:
+    """The stores a report reads: every run's MetricSet and SampleSet, and per target its
+    ReferenceDraws and TargetDescription."""
+
+    metrics: Sequence[Path]
+    samples: Sequence[Path]
+    references: Sequence[Path]
+    descriptions: Sequence[Path]
+
+
+#: A run's key: (target, label, seed).
+RunKey = tuple[str, str, int]
+
+
+class MissingStoreError(ValueError):
+    """A run or target whose store the report was not given; names it and the option."""
+
+
+def _run_key(attrs: Mapping[str, Any]) -> RunKey:
+    return str(attrs["target"]), str(attrs["label"]), int(attrs["seed"])
+
+
+def sample_set_index(paths: Sequence[Path]) -> dict[RunKey, Path]:
+    """(target, label, seed) → SampleSet path, from each store's attributes."""
+    return {_run_key(artifacts.read(p, artifacts.SAMPLE_SET).attrs): Path(p) for p in paths}
+
+
+def target_index(paths: Sequence[Path], schema: artifacts.ArtifactSchema) -> dict[str, Path]:
+    """Target name → path of its store of kind ``schema`` (ReferenceDraws, TargetDescription)."""
+    return {str(artifacts.read(p, schema).attrs["target"]): Path(p) for p in paths}
+
+
+def lookup(index: Mapping[Any, Path], key: Any, what: str, option: str) -> Path:
+    """``index[key]``, or a :class:`MissingStoreError` naming ``what`` and the CLI option."""
+    if key not in index:
+        raise MissingStoreError(f"report: no {what} given for {key}; pass its store with {option}")
+    return index[key]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +75,7 @@ class Run:
     diverged: bool  # training diverged (status not ok) or the draws were non-finite
     suspect: bool  # the evaluation's sanity gate found the fit grossly wrong
     suspect_reasons: tuple[str, ...]
+    evaluation_settings: dict[str, Any]  # the evaluation's resolved settings
 
     @property
     def condition(self) -> str:
@@ -68,22 +111,33 @@ def suspect_reasons(attrs: Mapping[str, Any]) -> tuple[str, ...]:
     return (reasons,) if isinstance(reasons, str) else tuple(str(r) for r in reasons)
 
 
-def read_run(metrics_path: Path) -> tuple[xr.Dataset, Run]:
-    """Open one per-run MetricSet and the SampleSet it names; return both views of the run.
+def read_run(
+    metrics_path: Path, sample_sets: Mapping[RunKey, Path], references: Mapping[str, Path]
+) -> tuple[xr.Dataset, Run]:
+    """Open one per-run MetricSet and its run's SampleSet (from ``sample_sets``, by run) and
+    note its target's reference store (from ``references``); return both views of the run.
 
     The returned MetricSet always holds the flags ``diverged`` (1 also when the SampleSet's
     status is not ok) and ``suspect`` (0 where the MetricSet lacks it).
     """
     metrics = artifacts.read(metrics_path, artifacts.METRIC_SET)
     attrs = metrics.attrs
-    samples_path = Path(attrs["samples_path"])
+    key = (
+        str(metrics["target"].values[0]),
+        str(metrics["method"].values[0]),
+        int(metrics["seed"].values[0]),
+    )
+    samples_path = lookup(sample_sets, key, "SampleSet", "--samples")
+    reference_path = lookup(references, key[0], "ReferenceDraws", "--references")
     samples = artifacts.read(samples_path, artifacts.SAMPLE_SET)
     status = str(samples.attrs["status"])
     diverged, suspect = status != "ok" or _flag(metrics, "diverged"), _flag(metrics, "suspect")
-    metrics = metrics.assign({
-        name: (("target", "method", "seed"), np.full((1, 1, 1), float(value)))
-        for name, value in (("diverged", diverged), ("suspect", suspect))
-    })
+    metrics = metrics.assign(
+        {
+            name: (("target", "method", "seed"), np.full((1, 1, 1), float(value)))
+            for name, value in (("diverged", diverged), ("suspect", suspect))
+        }
+    )
     run = Run(
         target=str(metrics["target"].values[0]),
         label=str(metrics["method"].values[0]),
@@ -92,7 +146,7 @@ def read_run(metrics_path: Path) -> tuple[xr.Dataset, Run]:
         settings=json.loads(samples.attrs["settings"]),
         target_settings=json.loads(attrs["target_settings"]),
         samples_path=samples_path,
-        reference_path=Path(attrs["reference_path"]),
+        reference_path=reference_path,
         train_seconds=float(samples.attrs["wall_seconds"]),
         started=datetime.datetime.fromisoformat(samples.attrs["created"]).timestamp()
         - float(samples.attrs["wall_seconds"]),
@@ -100,6 +154,7 @@ def read_run(metrics_path: Path) -> tuple[xr.Dataset, Run]:
         diverged=diverged,
         suspect=suspect,
         suspect_reasons=suspect_reasons(attrs),
+        evaluation_settings=json.loads(attrs.get("evaluation_settings", "{}")),
     )
     return metrics, run
 

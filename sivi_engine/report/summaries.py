@@ -4,7 +4,7 @@
   posterior (the diffusion's latent states);
 - :func:`correlation_pairs`: the pairwise correlations of q and of the reference, with the
   ``corr_pearson_r`` / ``corr_slope`` metrics computed by the metric's own code;
-- :func:`reliability_line`: the reliability curve and ECE of a classifier's posterior predictive.
+- :class:`ReliabilityLine`: a classifier's stored reliability curve and its ECE.
 """
 
 from __future__ import annotations
@@ -16,12 +16,7 @@ import numpy as np
 
 from sivi_engine.metrics.arrays import as_samples
 from sivi_engine.metrics.correlation import correlation_comparison, pairwise_correlations
-from sivi_engine.metrics.predictive import (
-    CALIBRATION_BINS,
-    ReliabilityCurve,
-    expected_calibration_error,
-    reliability_curve,
-)
+from sivi_engine.metrics.predictive import ReliabilityCurve
 
 
 def finite_rows(draws: np.ndarray) -> np.ndarray:
@@ -84,16 +79,7 @@ def correlation_pairs(samples: np.ndarray, reference: np.ndarray) -> Correlation
 
 @dataclasses.dataclass(frozen=True)
 class ReliabilityLine:
-    """One curve of a reliability diagram: its label, the binned curve and its ECE."""
+    """One curve of a reliability diagram: the binned curve (non-empty bins) and its ECE."""
 
-    label: str
     curve: ReliabilityCurve
     ece: float
-
-
-def reliability_line(label: str, probabilities: np.ndarray, labels: np.ndarray,
-                     bins: int = CALIBRATION_BINS) -> ReliabilityLine:
-    """Reliability curve (conf(B), freq(B)) of predictive probabilities p̄ against 0/1 test
-    labels on ``bins`` equal-width bins, and its ECE."""
-    curve = reliability_curve(probabilities, np.asarray(labels), bins)
-    return ReliabilityLine(label, curve, expected_calibration_error(curve))

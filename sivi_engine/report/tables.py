@@ -79,10 +79,15 @@ def is_metric(name: str) -> bool:
     return name not in RUN_STATUS_VARIABLES and not name.startswith(FLOOR_PREFIX)
 
 
+#: Dims of a MetricSet's per-run scalars (the final-iteration metrics and flags).
+RUN_DIMS = ("target", "method", "seed")
+
+
 def final_variables(ds: xr.Dataset) -> xr.Dataset:
-    """``ds`` without its per-checkpoint variables (those with a :data:`CHECKPOINT_DIM` dim)."""
-    curves = [name for name, var in ds.data_vars.items() if CHECKPOINT_DIM in var.dims]
-    return ds.drop_vars(curves).drop_dims(CHECKPOINT_DIM, errors="ignore")
+    """``ds`` with its per-run scalars only: the per-checkpoint curves (:data:`CHECKPOINT_DIM`)
+    and the per-bin reliability curves are dropped."""
+    curves = [name for name, var in ds.data_vars.items() if set(var.dims) - set(RUN_DIMS)]
+    return ds.drop_vars(curves).drop_dims([d for d in ds.dims if d not in RUN_DIMS])
 
 
 def run_condition(ds: xr.Dataset) -> xr.DataArray:
@@ -141,8 +146,9 @@ def reported_metrics(ds: xr.Dataset) -> list[str]:
     """The final-iteration metrics of ``ds`` (not its run-status variables, floors or curves)
     that have a value somewhere, in legend order."""
     ds = final_variables(ds)
-    return metric_info.ordered(name for name in ds.data_vars
-                               if is_metric(name) and bool(ds[name].notnull().any()))
+    return metric_info.ordered(
+        name for name in ds.data_vars if is_metric(name) and bool(ds[name].notnull().any())
+    )
 
 
 def header_cell(metric: str) -> str:
@@ -177,25 +183,32 @@ def target_tables(combined: xr.Dataset) -> dict[str, Table]:
 PREDICTIVE_METRICS = ("test_log_likelihood", "accuracy", "rmse", "ece")
 
 
-def predictive_table(reference_title: str, reference: Mapping[str, float], ds: xr.Dataset,
-                     labels: Sequence[str]) -> Table:
+def predictive_table(
+    reference_title: str, reference: Mapping[str, float], ds: xr.Dataset, labels: Sequence[str]
+) -> Table:
     """Predictive metrics of the reference draws and of each label of one target.
 
     The first row holds ``reference`` (one value per metric, computed from the reference
     draws); then one row per label, the :func:`seed_cell` of its runs in ``ds`` (dims method,
     seed) as in :func:`target_table`. Columns: the predictive metrics with a value in either.
     """
+
     def has_values(metric: str) -> bool:
         return metric in ds.data_vars and bool(ds[metric].notnull().any())
 
-    present = [m for m in metric_info.ordered(PREDICTIVE_METRICS)
-               if not math.isnan(reference.get(m, math.nan)) or has_values(m)]
+    present = [
+        m
+        for m in metric_info.ordered(PREDICTIVE_METRICS)
+        if not math.isnan(reference.get(m, math.nan)) or has_values(m)
+    ]
     rows = [(reference_title, *(format_number(reference.get(m, math.nan)) for m in present))]
     condition = run_condition(ds)
     for label in labels:
         runs = condition.sel({"method": label}).values
-        cells = [seed_cell(ds[m].sel({"method": label}).values, runs) if m in ds.data_vars
-                 else MISSING for m in present]
+        cells = [
+            seed_cell(ds[m].sel({"method": label}).values, runs) if m in ds.data_vars else MISSING
+            for m in present
+        ]
         rows.append((str(label), *cells))
     return Table(("method", *(header_cell(m) for m in present)), tuple(rows))
 

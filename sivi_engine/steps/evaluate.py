@@ -11,7 +11,7 @@ import numpy as np
 
 from sivi_engine import artifacts
 from sivi_engine.runtime import describe_device, resolve_device
-from sivi_engine.settings import SettingsError, resolve
+from sivi_engine.settings import SettingsError, resolve, to_json
 from sivi_engine.steps.common import provenance_attrs
 from sivi_engine.targets import make_target
 
@@ -29,7 +29,9 @@ def evaluate(
     its status is not ok or a final draw is non-finite (then the final draws are not scored),
     and ``suspect`` is 1 when it diverged or failed the sanity gate
     (:mod:`sivi_engine.metrics.gate`), with the reasons in the attribute ``suspect_reasons``
-    (a JSON list).
+    (a JSON list). The resolved settings are the attribute ``evaluation_settings`` (JSON); a
+    classifier's reliability curves, q's and the reference's on ``calibration_bins`` bins, are
+    ``reliability_*`` variables (:func:`sivi_engine.metrics.reliability_curves`).
 
     Every checkpoint's draws are scored as stored, whatever the run's status: curves
     ``curve_<metric>`` beside ``curve_iteration`` and ``curve_seconds`` (training-loop
@@ -40,7 +42,11 @@ def evaluate(
     the gate stay on the final draws.
     """
     from sivi_engine.metrics import (  # scipy: here only
-        EvaluationContext, EvaluationSettings, draws_to_score, evaluate_all,
+        EvaluationContext,
+        EvaluationSettings,
+        draws_to_score,
+        evaluate_all,
+        reliability_curves,
     )
     from sivi_engine.metrics.curves import checkpoint_scores
     from sivi_engine.metrics.gate import divergence_reasons, gate_reasons, trusted_evidence
@@ -58,8 +64,10 @@ def evaluate(
     target = make_target(samples.attrs["target"], json.loads(samples.attrs["target_settings"]))
     draws = draws_to_score(samples.samples.values, settings)
     reference_draws = ref.draws.values.reshape(-1, ref.sizes["param"])
-    diverged = divergence_reasons(samples.attrs["status"],
-                                  bool(np.isfinite(samples.samples.values).all()))
+    diverged = divergence_reasons(
+        samples.attrs["status"], bool(np.isfinite(samples.samples.values).all())
+    )
+    reliability: dict[str, np.ndarray] = {}
     metrics: dict[str, float] = {
         "wall_seconds": float(samples.attrs["wall_seconds"]),
         "scored_draws": float(draws.shape[0]),
@@ -74,25 +82,33 @@ def evaluate(
             device=torch_device.type,
         )
         metrics |= evaluate_all(context) | json.loads(samples.attrs["diagnostics"])
+        reliability = reliability_curves(context)
     evidence = trusted_evidence(ref.attrs["engine"], json.loads(ref.attrs["diagnostics"]))
     reasons = diverged or gate_reasons(metrics, evidence, settings)
     metrics["suspect"] = float(bool(reasons))
     checkpoint_draws = samples.checkpoint_samples.values
-    curves, floor = checkpoint_scores(checkpoint_draws, reference_draws, target, settings,
-                                      torch_device.type)
-    times = {"iteration": samples.checkpoint_iteration.values,
-             "seconds": samples.checkpoint_seconds.values}
+    curves, floor = checkpoint_scores(
+        checkpoint_draws, reference_draws, target, settings, torch_device.type
+    )
+    times = {
+        "iteration": samples.checkpoint_iteration.values,
+        "seconds": samples.checkpoint_seconds.values,
+    }
     ds = artifacts.metric_set(
         metrics | floor,
         samples.attrs["target"],
         samples.attrs["label"],
         int(samples.attrs["seed"]),
         curves=times | curves,
-        noise_floor=artifacts.json_attr({
-            "floor_draws": checkpoint_draws.shape[1],
-            "reference_draws": reference_draws.shape[0],
-            "scored": bool(floor),
-        }),
+        reliability=reliability,
+        evaluation_settings=to_json(settings),
+        noise_floor=artifacts.json_attr(
+            {
+                "floor_draws": checkpoint_draws.shape[1],
+                "reference_draws": reference_draws.shape[0],
+                "scored": bool(floor),
+            }
+        ),
         method=samples.attrs["method"],
         samples_path=str(samples_path),
         reference_path=str(reference_path),

@@ -12,7 +12,7 @@ import torch
 from sivi_engine import artifacts
 from sivi_engine.provenance import training_code_hash
 from sivi_engine.runtime import describe_device, resolve_device
-from sivi_engine.settings import resolve, split_target_overrides, to_json
+from sivi_engine.settings import SettingsError, resolve, split_target_overrides, to_json
 from sivi_engine.steps.common import provenance_attrs
 from sivi_engine.targets import make_target
 
@@ -32,6 +32,11 @@ def train(
     from sivi_engine.methods import METHODS  # every method module: here only
 
     method = METHODS[method_name]()
+    if target_name in method.unsupported_targets:
+        raise SettingsError(
+            f"method {method_name!r} cannot run on target {target_name!r}: "
+            f"{method.unsupported_targets[target_name]}"
+        )
     target_overrides, method_overrides = split_target_overrides(overrides)
     target = make_target(target_name, target_overrides)
     settings = resolve(method.Settings, target.method_defaults(method.Settings) | method_overrides)

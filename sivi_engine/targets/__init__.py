@@ -12,7 +12,7 @@ from sivi_engine.settings import resolve
 from sivi_engine.targets.base import Target
 from sivi_engine.targets.registry import TARGETS
 
-_INFRASTRUCTURE = {"base", "registry"}
+_INFRASTRUCTURE = {"base", "capabilities", "registry"}
 
 for _module in pkgutil.iter_modules(__path__):
     if _module.name not in _INFRASTRUCTURE and not _module.name.startswith("_"):

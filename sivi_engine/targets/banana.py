@@ -7,8 +7,8 @@ import math
 import torch
 from torch import Tensor
 
-from sivi_engine.targets.registry import TARGETS
 from sivi_engine.targets.base import Target
+from sivi_engine.targets.registry import TARGETS
 
 #: Correlation ρ of the Gaussian behind ``banana``: y ~ N(0, [[1, ρ], [ρ, 1]]).
 RHO = 0.9

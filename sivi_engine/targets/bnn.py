@@ -29,6 +29,7 @@ from torch import Tensor
 
 from sivi_engine.settings import SettingsError
 from sivi_engine.targets.base import Target
+from sivi_engine.targets.capabilities import HeldOutData, StanModel
 from sivi_engine.targets.datasets import (
     features_and_response,
     permuted_split,
@@ -128,7 +129,7 @@ def network(weights: Weights, x: Tensor) -> Tensor:
 
 
 @TARGETS.register("bnn_diabetes")
-class BnnRegression(Target):
+class BnnRegression(Target, StanModel, HeldOutData):
     """BNN regression on scikit-learn's diabetes data (or a user CSV), standardised on the
     training split of a seeded 90/10 split (398 / 44 points for diabetes).
 
@@ -181,6 +182,9 @@ class BnnRegression(Target):
         prior = 0.5 * self.settings.prior_precision * (x**2).sum(-1)
         return -0.5 * self.noise_precision * sse - prior
 
+    def test_response(self) -> np.ndarray:
+        return self.y_test.numpy().copy()
+
     def predictive(self, samples: Tensor | np.ndarray) -> dict[str, float]:
         """RMSE and test log-likelihood on the original scale from draws θ_s, s = 1..S.
 
@@ -192,10 +196,12 @@ class BnnRegression(Target):
         """
         theta = torch.as_tensor(samples).to(torch.float64)
         inputs = self.X_test.to(theta)
-        f = torch.cat([
-            network(unflatten(chunk, self.n_inputs, HIDDEN_UNITS), inputs)
-            for chunk in theta.split(PREDICTIVE_CHUNK)
-        ])
+        f = torch.cat(
+            [
+                network(unflatten(chunk, self.n_inputs, HIDDEN_UNITS), inputs)
+                for chunk in theta.split(PREDICTIVE_CHUNK)
+            ]
+        )
         predictions = self.y_mean + self.y_sd * f  # (S, M)
         y = self.y_test.to(theta)
         rmse = torch.sqrt(((y - predictions.mean(0)) ** 2).mean())

@@ -193,9 +193,7 @@ def load_split(path: str | Path) -> Split:
     return _checked_split(arrays, path)
 
 
-def permuted_split(
-    x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int
-) -> Split:
+def permuted_split(x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int) -> Split:
     """Random train/test split: rows permuted by ``default_rng(seed)``, the first
     round(test_fraction · n) rows of the permutation form the test set."""
     order = np.random.default_rng(seed).permutation(len(x))

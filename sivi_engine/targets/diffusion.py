@@ -31,6 +31,7 @@ from torch import Tensor
 
 from sivi_engine.settings import SettingsError
 from sivi_engine.targets.base import Target
+from sivi_engine.targets.capabilities import LatentPath, StanModel
 from sivi_engine.targets.laplace import sigma_settings
 from sivi_engine.targets.registry import TARGETS
 
@@ -104,7 +105,7 @@ class DiffusionSettings:
 
 
 @TARGETS.register("diffusion")
-class Diffusion(Target):
+class Diffusion(Target, StanModel, LatentPath):
     """Posterior of the 100 latent states of a conditioned diffusion given 20 noisy observations."""
 
     name = "diffusion"
@@ -136,6 +137,10 @@ class Diffusion(Target):
     def true_path(self) -> np.ndarray:
         """The simulated path u₁..u₁₀₀ the observations were drawn from, shape (100,)."""
         return self._path.copy()
+
+    def observation_times(self) -> np.ndarray:
+        """Times of y₁..y₂₀, shape (20,)."""
+        return self.times()[observation_indices()]
 
     def observations(self) -> np.ndarray:
         """y₁..y₂₀, shape (20,); y_j observes ``true_path()[observation_indices()[j − 1]]``."""

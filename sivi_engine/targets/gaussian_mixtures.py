@@ -17,8 +17,9 @@ import torch
 from torch import Tensor
 
 from sivi_engine.settings import SettingsError
-from sivi_engine.targets.registry import TARGETS
 from sivi_engine.targets.base import Target
+from sivi_engine.targets.capabilities import MixtureComponents
+from sivi_engine.targets.registry import TARGETS
 
 #: Half-width of the plotting box around each component, in component standard deviations;
 #: a Gaussian puts 2Φ(−5) ≈ 5.7e-7 of its mass beyond 5 sd in each coordinate.
@@ -34,7 +35,7 @@ class Components:
     covariances: np.ndarray
 
 
-class GaussianMixture(Target):
+class GaussianMixture(Target, MixtureComponents):
     """A normalised Gaussian mixture; subclasses supply :meth:`components`."""
 
     normalised = True

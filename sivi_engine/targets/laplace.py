@@ -25,8 +25,12 @@ def posterior_mode(target: Target, start: Tensor, iterations: int = MODE_ITERATI
     float64."""
     x = start.detach().double().clone().requires_grad_(True)
     optimiser = torch.optim.LBFGS(
-        [x], max_iter=iterations, history_size=50, line_search_fn="strong_wolfe",
-        tolerance_grad=1e-7, tolerance_change=1e-12,
+        [x],
+        max_iter=iterations,
+        history_size=50,
+        line_search_fn="strong_wolfe",
+        tolerance_grad=1e-7,
+        tolerance_change=1e-12,
     )
 
     def negative_log_prob() -> Tensor:

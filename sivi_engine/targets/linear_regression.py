@@ -22,6 +22,7 @@ from torch import Tensor
 
 from sivi_engine.settings import SettingsError
 from sivi_engine.targets.base import Target
+from sivi_engine.targets.capabilities import StanModel
 from sivi_engine.targets.registry import TARGETS
 
 #: Half-width of the plotting box in posterior standard deviations.
@@ -70,7 +71,7 @@ def posterior(
 
 
 @TARGETS.register("linreg_conjugate")
-class LinearRegression(Target):
+class LinearRegression(Target, StanModel):
     """The exact Gaussian posterior N(μ, Σ) of a conjugate linear regression (module docstring).
 
     ``log_prob`` is the normalised log N(β; μ, Σ), equal to log-likelihood + log-prior up to a
@@ -91,7 +92,8 @@ class LinearRegression(Target):
         self._precision = torch.as_tensor(precision)
         self._covariance = torch.linalg.inv(self._precision)
         self._log_norm = 0.5 * (
-            torch.linalg.slogdet(self._precision).logabsdet.item() - self.dim * math.log(2 * math.pi)
+            torch.linalg.slogdet(self._precision).logabsdet.item()
+            - self.dim * math.log(2 * math.pi)
         )
 
     @property
@@ -117,8 +119,12 @@ class LinearRegression(Target):
         """The data block of ``stan/linear_regression.stan``."""
         s = self.settings
         return {
-            "N": s.num_obs, "D": s.num_features, "X": self.x, "y": self.y,
-            "sigma": s.noise_sd, "prior_sd": s.prior_sd,
+            "N": s.num_obs,
+            "D": s.num_features,
+            "X": self.x,
+            "y": self.y,
+            "sigma": s.noise_sd,
+            "prior_sd": s.prior_sd,
         }
 
     def log_prob(self, x: Tensor) -> Tensor:

@@ -27,6 +27,7 @@ from torch.nn.functional import logsigmoid, softplus
 from sivi_engine.settings import SettingsError
 from sivi_engine.targets import waveform
 from sivi_engine.targets.base import Target
+from sivi_engine.targets.capabilities import HeldOutData, StanModel
 from sivi_engine.targets.datasets import (
     DataFileError,
     Split,
@@ -72,7 +73,7 @@ def _check_binary(split: Split, source: str) -> None:
             )
 
 
-class BayesianLogisticRegression(Target):
+class BayesianLogisticRegression(Target, StanModel, HeldOutData):
     """β ~ N(0, 100 I), y ~ Bernoulli(σ(Xβ)) on a train split; predictive on the test split.
 
     Subclasses provide the data by :meth:`load_data` (the design matrices include the
@@ -114,6 +115,9 @@ class BayesianLogisticRegression(Target):
         design, labels = self.X_train.to(x), self.y_train.to(x)
         residual = labels - torch.sigmoid(x @ design.T)  # (n, N)
         return residual @ design - x / PRIOR_VARIANCE
+
+    def test_response(self) -> np.ndarray:
+        return self.y_test.numpy().copy()
 
     def predictive(self, samples: Tensor | np.ndarray) -> dict[str, float | np.ndarray]:
         """Posterior predictive on the test split from draws β_s, s = 1..S.
@@ -182,8 +186,10 @@ def generated_waveform(seed: int) -> Split:
     x, classes = waveform.generate(WAVEFORM_TRAIN + WAVEFORM_TEST, np.random.default_rng(seed))
     y = waveform.binary_labels(classes)
     split = Split(
-        X_train=x[:WAVEFORM_TRAIN], y_train=y[:WAVEFORM_TRAIN],
-        X_test=x[WAVEFORM_TRAIN:], y_test=y[WAVEFORM_TRAIN:],
+        X_train=x[:WAVEFORM_TRAIN],
+        y_train=y[:WAVEFORM_TRAIN],
+        X_test=x[WAVEFORM_TRAIN:],
+        y_test=y[WAVEFORM_TRAIN:],
     )
     return standardised_design(split)
 
@@ -228,6 +234,7 @@ class BlrBreastCancer(BayesianLogisticRegression):
         from sklearn.datasets import load_breast_cancer  # ~0.5 s import, only where needed
 
         x, y = load_breast_cancer(return_X_y=True)
-        split = permuted_split(x, y.astype(np.float64), BREAST_CANCER_TEST_FRACTION,
-                               self.settings.split_seed)
+        split = permuted_split(
+            x, y.astype(np.float64), BREAST_CANCER_TEST_FRACTION, self.settings.split_seed
+        )
         return standardised_design(split)

@@ -10,8 +10,8 @@ import torch
 from torch import Tensor
 
 from sivi_engine.settings import SettingsError
-from sivi_engine.targets.registry import TARGETS
 from sivi_engine.targets.base import Target
+from sivi_engine.targets.registry import TARGETS
 
 #: Each coordinate of t lies inside ±q with probability 1 − 2·TAIL, q the t_df quantile; the
 #: plotting box is the image bound of that square, so it holds at least (1 − 2·TAIL)² ≈ 99%.

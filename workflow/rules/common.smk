@@ -7,7 +7,7 @@ import sys
 
 import yaml
 
-from sivi_engine import provenance
+from sivi_engine import declared, provenance
 
 
 envvars:
@@ -33,6 +33,12 @@ def label_targets(label):
     return config["methods"][label].get("targets", TARGETS)
 
 
+def unsupported_reason(target, label):
+    """Why the label's method cannot run on ``target`` (its ``unsupported_targets``), or None."""
+    method = config["methods"][label]["method"]
+    return declared.unsupported_targets().get(method, {}).get(target)
+
+
 for _label in LABELS:
     _unknown = sorted(set(label_targets(_label)) - set(TARGETS))
     if _unknown:
@@ -40,6 +46,12 @@ for _label in LABELS:
             f"config methods.{_label}.targets: {_unknown} are not configured targets; "
             f"configured targets: {', '.join(TARGETS)}"
         )
+    for _target in config["methods"][_label].get("targets", ()):
+        if unsupported_reason(_target, _label):
+            raise ValueError(
+                f"config methods.{_label}.targets: {_target} cannot be run by method "
+                f"{config['methods'][_label]['method']}: {unsupported_reason(_target, _label)}"
+            )
 
 
 #: Every (target, label, seed) run of the grid, in config order.
@@ -47,8 +59,15 @@ RUNS = [
     (target, label, seed)
     for target in TARGETS
     for label in LABELS
-    if target in label_targets(label)
+    if target in label_targets(label) and not unsupported_reason(target, label)
     for seed in SEEDS
+]
+#: The (target, label) pairs left out because the method declares it cannot run the target.
+NOT_RUN = [
+    {"target": target, "label": label, "reason": unsupported_reason(target, label)}
+    for target in TARGETS
+    for label in LABELS
+    if target in label_targets(label) and unsupported_reason(target, label)
 ]
 
 
@@ -128,6 +147,14 @@ def evaluation_code_hash(wildcards):
     return provenance.evaluation_code_hash(wildcards.target)
 
 
+def description_code_hash(wildcards):
+    return provenance.description_code_hash(wildcards.target)
+
+
+def report_code_hash():
+    return provenance.report_code_hash()
+
+
 #: CommonSettings.num_draws (sivi_engine/methods/base.py): a run's draws when no setting says.
 DEFAULT_NUM_DRAWS = 10000
 
@@ -137,7 +164,7 @@ def scored_draws(target):
     return min(
         train_settings(target, label).get("num_draws", DEFAULT_NUM_DRAWS)
         for label in LABELS
-        if target in label_targets(label)
+        if target in label_targets(label) and not unsupported_reason(target, label)
     )
 
 
@@ -150,14 +177,35 @@ def all_metric_sets():
     return [f"results/runs/{t}/{l}/seed{s}/metrics.zarr" for t, l, s in RUNS]
 
 
+def all_sample_sets():
+    return [f"results/runs/{t}/{l}/seed{s}/samples.zarr" for t, l, s in RUNS]
+
+
+def all_references():
+    return expand("results/reference/{target}.zarr", target=TARGETS)
+
+
+def all_descriptions():
+    return expand("results/targets/{target}.zarr", target=TARGETS)
+
+
+def description_set_args(wildcards):
+    return set_args({"target": target_settings(wildcards.target)})
+
+
 def all_benchmarks():
     """Benchmark files of every reference, training and evaluation job (for the cost section)."""
     return [
         *expand("results/benchmarks/reference/{target}.tsv", target=TARGETS),
-        *(f"results/benchmarks/{rule}/{t}/{l}/seed{s}.tsv" for rule in ("train", "evaluate") for t, l, s in RUNS),
+        *(
+            f"results/benchmarks/{rule}/{t}/{l}/seed{s}.tsv"
+            for rule in ("train", "evaluate")
+            for t, l, s in RUNS
+        ),
     ]
 
 
 def config_snapshot():
-    """The resolved config as YAML (defaults filled in), shown in the report."""
-    return yaml.safe_dump(config, sort_keys=False)
+    """The resolved config as YAML (defaults filled in) and the pairs left out of the grid
+    (``not_run``, with the method's reason), read by the report."""
+    return yaml.safe_dump({**config, "not_run": NOT_RUN}, sort_keys=False, allow_unicode=True)

@@ -4,17 +4,17 @@ rule evaluate:
         reference="results/reference/{target}.zarr",
     output:
         directory("results/runs/{target}/{label}/seed{seed}/metrics.zarr"),
-    params:
-        code=evaluation_code_hash,
-        settings=evaluation_set_args,
-        device=config["device"],
-    threads: config["threads_per_job"]
     log:
         "logs/runs/{target}/{label}/seed{seed}/evaluate.log",
     benchmark:
         "results/benchmarks/evaluate/{target}/{label}/seed{seed}.tsv"
     conda:
         "../../envs/sivi.yaml"
+    threads: config["threads_per_job"]
+    params:
+        code=evaluation_code_hash,
+        settings=evaluation_set_args,
+        device=config["device"],
     shell:
         "python -m sivi_engine evaluate --samples {input.samples} --reference {input.reference}"
         " --device {params.device} --threads {threads} --out {output} {params.settings}"

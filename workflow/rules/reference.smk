@@ -1,17 +1,17 @@
 rule reference:
     output:
         directory("results/reference/{target}.zarr"),
-    params:
-        code=reference_code_hash,
-        engine=reference_engine,
-        settings=reference_set_args,
-    threads: config["threads_per_job"]
     log:
         "logs/reference/{target}.log",
     benchmark:
         "results/benchmarks/reference/{target}.tsv"
     conda:
         "../../envs/sivi.yaml"
+    threads: config["threads_per_job"]
+    params:
+        code=reference_code_hash,
+        engine=reference_engine,
+        settings=reference_set_args,
     shell:
         "python -m sivi_engine reference --target {wildcards.target} --engine {params.engine}"
         " --threads {threads} --out {output} {params.settings} > {log} 2>&1"

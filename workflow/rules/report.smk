@@ -1,12 +1,12 @@
 rule config_snapshot:
     output:
         "results/config.yaml",
-    params:
-        text=config_snapshot(),
     log:
         "logs/config_snapshot.log",
     benchmark:
         "results/benchmarks/config_snapshot/all.tsv"
+    params:
+        text=config_snapshot(),
     run:
         with open(output[0], "w") as handle:
             handle.write(params.text)
@@ -15,6 +15,9 @@ rule config_snapshot:
 rule report:
     input:
         metrics=all_metric_sets(),
+        samples=all_sample_sets(),
+        references=all_references(),
+        descriptions=all_descriptions(),
         benchmarks=all_benchmarks(),
         config="results/config.yaml",
     output:
@@ -35,7 +38,11 @@ rule report:
         "results/benchmarks/report/all.tsv"
     conda:
         "../../envs/sivi.yaml"
+    params:
+        code=report_code_hash(),
     shell:
-        "python -m sivi_engine report --metrics {input.metrics} --config {input.config}"
+        "python -m sivi_engine report --metrics {input.metrics} --samples {input.samples}"
+        " --references {input.references} --descriptions {input.descriptions}"
+        " --config {input.config}"
         " --benchmarks {input.benchmarks} --benchmark-root results/benchmarks"
         " --table {output.table} --out reports > {log} 2>&1"

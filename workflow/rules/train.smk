@@ -1,18 +1,18 @@
 rule train:
     output:
         directory("results/runs/{target}/{label}/seed{seed}/samples.zarr"),
-    params:
-        code=train_code_hash,
-        method=method_name,
-        settings=train_set_args,
-        device=config["device"],
-    threads: config["threads_per_job"]
     log:
         "logs/runs/{target}/{label}/seed{seed}/train.log",
     benchmark:
         "results/benchmarks/train/{target}/{label}/seed{seed}.tsv"
     conda:
         "../../envs/sivi.yaml"
+    threads: config["threads_per_job"]
+    params:
+        code=train_code_hash,
+        method=method_name,
+        settings=train_set_args,
+        device=config["device"],
     shell:
         "python -m sivi_engine train --method {params.method} --label {wildcards.label}"
         " --target {wildcards.target} --seed {wildcards.seed} --device {params.device}"

@@ -1,0 +1,109 @@
+"""What a target offers beyond its density, declared by subclassing.
+
+A target states each capability by inheriting its abstract class (so a missing method fails
+at class definition, not deep inside a metric), and metrics, reference engines and the
+``describe`` step check ``isinstance``; nothing probes for attributes:
+
+- :class:`StanModel`: a Stan program of the same posterior (the ``stan`` reference engine);
+- :class:`HeldOutData`: a posterior conditioned on a training split, with a posterior
+  predictive on a held-out test split (the ``predictive`` metrics);
+- :class:`MixtureComponents`: a Gaussian mixture's components (mode coverage);
+- :class:`LatentPath`: parameters that are the states of a path on a time grid, with the true
+  path and its observations (the report's path figure).
+
+``Target.infinite_variance`` (a marginal without finite variance) and ``Target.normalised``
+(``log_prob`` includes the normalising constant) are declared as attributes, since they may
+depend on the target's settings. :func:`declared_capabilities` lists a target's capabilities
+by name; the ``describe`` step records them in the TargetDescription the report reads.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from sivi_engine.targets.base import Target
+
+
+class StanModel(abc.ABC):
+    """``stan_program`` names a file in ``sivi_engine/targets/stan/`` whose log density equals
+    ``log_prob`` up to a constant; :meth:`stan_data` is its data block."""
+
+    stan_program: ClassVar[str]
+
+    @abc.abstractmethod
+    def stan_data(self) -> dict[str, Any]:
+        """The Stan program's data block."""
+
+
+class HeldOutData(abc.ABC):
+    """A posterior given training data, scored on a held-out test split."""
+
+    @abc.abstractmethod
+    def test_response(self) -> np.ndarray:
+        """The test split's responses y* (labels in {0, 1} for a classifier), shape (M,)."""
+
+    @abc.abstractmethod
+    def predictive(self, samples: Tensor | np.ndarray) -> dict[str, float | np.ndarray]:
+        """Posterior predictive scores on the test split from draws (S, d): scalars (e.g.
+        ``test_log_likelihood``), and for a classifier the predictive ``probabilities``
+        P(y*ᵢ = 1 | data), shape (M,)."""
+
+
+class MixtureComponents(abc.ABC):
+    """A finite mixture of Gaussians p(x) = Σ_k w_k N(x; μ_k, Σ_k)."""
+
+    @abc.abstractmethod
+    def component_weights(self) -> np.ndarray:
+        """w_k, shape (K,)."""
+
+    @abc.abstractmethod
+    def component_means(self) -> np.ndarray:
+        """μ_k, shape (K, d)."""
+
+    @abc.abstractmethod
+    def component_covariances(self) -> np.ndarray:
+        """Σ_k, shape (K, d, d)."""
+
+
+class LatentPath(abc.ABC):
+    """Parameter k is the state of a path at time ``times()[k]``, observed at some times."""
+
+    @abc.abstractmethod
+    def times(self) -> np.ndarray:
+        """Times t_k of the d states, shape (d,)."""
+
+    @abc.abstractmethod
+    def true_path(self) -> np.ndarray:
+        """The path the observations were simulated from, shape (d,)."""
+
+    @abc.abstractmethod
+    def observation_times(self) -> np.ndarray:
+        """Times of the observations, shape (J,)."""
+
+    @abc.abstractmethod
+    def observations(self) -> np.ndarray:
+        """The observed values, shape (J,)."""
+
+
+#: Capability name → the class a target inherits to declare it.
+CAPABILITIES: dict[str, type] = {
+    "stan_program": StanModel,
+    "held_out_data": HeldOutData,
+    "mixture_components": MixtureComponents,
+    "latent_path": LatentPath,
+}
+#: Capabilities declared by a true ``Target`` attribute of the same name.
+ATTRIBUTE_CAPABILITIES = ("infinite_variance", "normalised")
+
+
+def declared_capabilities(target: Target) -> list[str]:
+    """Names of the capabilities ``target`` declares, in :data:`CAPABILITIES` order, then the
+    attribute ones."""
+    declared = [name for name, cls in CAPABILITIES.items() if isinstance(target, cls)]
+    return declared + [name for name in ATTRIBUTE_CAPABILITIES if getattr(target, name)]

@@ -1,0 +1,15 @@
+rule describe_target:
+    output:
+        directory("results/targets/{target}.zarr"),
+    log:
+        "logs/targets/{target}.log",
+    benchmark:
+        "results/benchmarks/describe_target/{target}.tsv"
+    conda:
+        "../../envs/sivi.yaml"
+    params:
+        code=description_code_hash,
+        settings=description_set_args,
+    shell:
+        "python -m sivi_engine describe --target {wildcards.target} --out {output}"
+        " {params.settings} > {log} 2>&1"
