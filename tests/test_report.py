@@ -83,9 +83,12 @@ REPRODUCTION = [
         "source": "paper Table 3",
     },
 ]
+#: A pair the config snapshot lists as left out of the grid (common.smk's ``not_run``).
+NOT_RUN = {"target": "diffusion", "label": "livi", "reason": "its d × d Jacobian is too costly"}
 CONFIG = (
     "targets: [banana, gmm1d]\nmethods:\n  ksivi_u: {method: ksivi, estimator: ustat}\n  svgd: {}\n"
     + yaml.safe_dump({"reproduction": REPRODUCTION}, sort_keys=False)
+    + yaml.safe_dump({"not_run": [NOT_RUN]}, sort_keys=False)
 )
 
 
@@ -1344,3 +1347,14 @@ def test_curve_axis_scale_follows_the_signs(values, scale) -> None:
     panel = fig.CurvePanel("m", "iteration", [Series("a", "black", band)], {})
     ax = fig.curve_figure([panel], ncols=1).axes[0]
     assert (ax.get_xscale(), ax.get_yscale()) == ("log", scale)
+
+
+def test_pairs_a_method_cannot_run_are_listed_with_the_reason(report: Path) -> None:
+    for page in ("summary.md", "index.html"):
+        text = (report / "report" / page).read_text()
+        assert "Not run" in text, page
+        assert "diffusion / livi: its d × d Jacobian is too costly" in text, page
+
+
+def test_no_not_run_section_without_such_pairs(data_report) -> None:
+    assert "Not run" not in (data_report[0] / "report" / "summary.md").read_text()
