@@ -194,9 +194,14 @@ def description_set_args(wildcards):
 
 
 def all_benchmarks():
-    """Benchmark files of every reference, training and evaluation job (for the cost section)."""
+    """Benchmark files of every reference, describe, training and evaluation job (for the cost
+    section)."""
     return [
-        *expand("results/benchmarks/reference/{target}.tsv", target=TARGETS),
+        *expand(
+            "results/benchmarks/{rule}/{target}.tsv",
+            rule=("reference", "describe_target"),
+            target=TARGETS,
+        ),
         *(
             f"results/benchmarks/{rule}/{t}/{l}/seed{s}.tsv"
             for rule in ("train", "evaluate")
