@@ -46,11 +46,12 @@ for _label in LABELS:
             f"config methods.{_label}.targets: {_unknown} are not configured targets; "
             f"configured targets: {', '.join(TARGETS)}"
         )
+    _method = config["methods"][_label]["method"]
     for _target in config["methods"][_label].get("targets", ()):
         if unsupported_reason(_target, _label):
             raise ValueError(
                 f"config methods.{_label}.targets: {_target} cannot be run by method "
-                f"{config['methods'][_label]['method']}: {unsupported_reason(_target, _label)}"
+                f"{_method}: {unsupported_reason(_target, _label)}"
             )
 
 
@@ -194,17 +195,16 @@ def description_set_args(wildcards):
 
 
 def all_benchmarks():
-    """Benchmark files of every reference, describe, training and evaluation job (for the cost
-    section)."""
+    """Benchmark files of the reference, describe, training and evaluation jobs: the costs."""
     return [
-        *expand(
-            "results/benchmarks/{rule}/{target}.tsv",
-            rule=("reference", "describe_target"),
-            target=TARGETS,
+        *(
+            f"results/benchmarks/{step}/{t}.tsv"
+            for step in ("reference", "describe_target")
+            for t in TARGETS
         ),
         *(
-            f"results/benchmarks/{rule}/{t}/{l}/seed{s}.tsv"
-            for rule in ("train", "evaluate")
+            f"results/benchmarks/{step}/{t}/{l}/seed{s}.tsv"
+            for step in ("train", "evaluate")
             for t, l, s in RUNS
         ),
     ]
