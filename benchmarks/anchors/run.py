@@ -1,0 +1,326 @@
+"""Run an official script from a user's checkout and score its draws the project's way.
+
+    python benchmarks/anchors/run.py --repo PATH/TO/KSIVI --script sivistein_2d.py \\
+        --config banana.yml --seeds 0 1 2 --reference results/reference/banana.zarr \\
+        --out results/anchors [--threads 1] [--draws 10000] [--waveform SPLIT.npz]
+
+For each seed: a scratch working directory is laid out like the checkout (its top-level entries
+linked, ``datasets/`` a real folder so that the waveform split given with ``--waveform`` can be
+written as ``datasets/waveform.mat`` beside the repository's own files); ``official.py`` trains
+there in a subprocess with ``--threads`` threads; its draws become a SampleSet
+(:func:`anchor_sample_set`: the matching project target, the seed, the repository, its
+commit, the script and config, wall seconds and threads) which the ordinary ``evaluate`` step
+scores against ``--reference``. Stores land in
+``OUT/<repository>/<script>/<config>/seed<S>/{samples,metrics}.zarr``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scripts import SCRIPTS, TARGETS, OfficialScript, TargetMatch  # noqa: E402
+
+from sivi_engine import artifacts  # noqa: E402
+from sivi_engine.settings import to_json  # noqa: E402
+from sivi_engine.steps.common import provenance_attrs  # noqa: E402
+
+OFFICIAL = Path(__file__).resolve().with_name("official.py")
+#: Draws of a checkpoint in the SampleSet (its one checkpoint is the final q): enough for the
+#: noise floor the evaluation scores at the checkpoints' draw count.
+CHECKPOINT_DRAWS = 1000
+#: Points of the reference at which the official and the project log-densities are compared.
+DENSITY_CHECK_POINTS = 2000
+#: Largest spread of log p_official − log p_project over those points that still counts as the
+#: same density: the official code computes in float32, whose round-off at |log p| ≲ 100 is
+#: ≲ 1e-4; a different density differs by O(1) somewhere in its bulk.
+DENSITY_TOLERANCE = 1e-3
+
+
+class AnchorError(RuntimeError):
+    """The anchor cannot run as asked (a missing file, an unknown target, a failed script)."""
+
+
+def commit_of(repo: Path) -> str:
+    """The checkout's HEAD commit, or ``"unknown"`` when it is not a git work tree."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return out.stdout.strip()
+
+
+def official_target_of(repo: Path, config: str) -> str:
+    """The ``target_score`` of a shipped config (``configs/NAME`` in the checkout)."""
+    import yaml
+
+    path = repo / "configs" / config
+    if not path.is_file():
+        shipped = sorted(p.name for p in (repo / "configs").glob("*.yml"))
+        raise AnchorError(f"config {config!r} is not in {repo / 'configs'}; shipped: {shipped}")
+    return yaml.safe_load(path.read_text("utf-8"))["target_score"]
+
+
+def match_of(official_target: str) -> TargetMatch:
+    if official_target not in TARGETS:
+        raise AnchorError(
+            f"official target {official_target!r} has no matching project target; "
+            f"known: {sorted(TARGETS)}"
+        )
+    return TARGETS[official_target]
+
+
+def lay_out_workdir(repo: Path, workdir: Path, waveform: Path | None) -> None:
+    """Link the checkout's top-level entries into ``workdir``; ``datasets/`` is a real folder
+    of links, plus ``waveform.mat`` written from the split ``waveform`` when given."""
+    import scipy.io
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    for entry in repo.iterdir():
+        if entry.name not in {"datasets", ".git"}:
+            (workdir / entry.name).symlink_to(entry)
+    datasets = workdir / "datasets"
+    datasets.mkdir()
+    if (repo / "datasets").is_dir():
+        for entry in (repo / "datasets").iterdir():
+            (datasets / entry.name).symlink_to(entry)
+    if waveform is not None:
+        split = np.load(waveform)
+        (datasets / "waveform.mat").unlink(missing_ok=True)
+        scipy.io.savemat(datasets / "waveform.mat", {k: split[k] for k in split.files})
+
+
+def density_spread(official_logp: np.ndarray, project_logp: np.ndarray) -> float:
+    """max − min of log p_official − log p_project: 0 when the densities agree up to their
+    normalising constants."""
+    diff = np.asarray(official_logp, np.float64) - np.asarray(project_logp, np.float64)
+    return float(diff.max() - diff.min())
+
+
+def anchor_sample_set(
+    draws: np.ndarray,
+    record: dict,
+    *,
+    spec: OfficialScript,
+    config: str,
+    commit: str,
+    target: str,
+    target_settings: str,
+    param_names: list[str],
+    method: str,
+    density_check: dict,
+) -> xr.Dataset:
+    """A SampleSet of an official run's final draws.
+
+    Its one checkpoint is the final q (the first :data:`CHECKPOINT_DRAWS` draws, at the
+    official ``learn()``'s wall seconds), its trace one step at the last iteration with no
+    loss (the official loss is not comparable across codes). The provenance of the official
+    run is in the attrs ``anchor_*``; ``label`` is ``official:<repository>``.
+    """
+    draws = np.asarray(draws, dtype=np.float64)
+    iterations = int(record["iterations"])
+    wall = float(record["wall_seconds"])
+    finite = bool(np.isfinite(draws).all())
+    return artifacts.sample_set(
+        draws,
+        param_names,
+        step=np.array([iterations]),
+        loss=np.array([np.nan]),
+        elapsed=np.array([wall]),
+        checkpoint_samples=draws[None, :CHECKPOINT_DRAWS],
+        checkpoint_iteration=np.array([iterations]),
+        checkpoint_seconds=np.array([wall]),
+        method=method,
+        label=f"official:{spec.repository}",
+        target=target,
+        target_settings=target_settings,
+        seed=int(record["seed"]),
+        settings=json.dumps(record["official_config"], sort_keys=True),
+        code_hash=f"{spec.repository}@{commit}",
+        device=record["device"],
+        wall_seconds=wall,
+        iterations=iterations,
+        status="ok" if finite else "diverged",
+        stopped_on_budget=0,
+        checkpoint_overhead_seconds=0.0,
+        diagnostics="{}",
+        anchor_repository=spec.repository,
+        anchor_commit=commit,
+        anchor_script=spec.script,
+        anchor_config=config,
+        anchor_threads=int(record["threads"]),
+        anchor_changed=json.dumps(record["changed"], sort_keys=True),
+        anchor_density_check=json.dumps(density_check, sort_keys=True),
+        **provenance_attrs(),
+    )
+
+
+#: The project method each official repository implements.
+METHOD_OF = {"longinYu/KSIVI": "ksivi", "longinYu/SIVISM": "sivi_sm"}
+
+
+def train_official(
+    repo: Path,
+    spec: OfficialScript,
+    config: str,
+    seed: int,
+    draws: int,
+    assignments: tuple[str, ...],
+    match: TargetMatch,
+    waveform: Path | None,
+    threads: int,
+    points: np.ndarray | None,
+    run_dir: Path,
+) -> None:
+    """Train the official script in a subprocess, in a scratch copy of the checkout's layout;
+    its draws and record land in ``run_dir/official``, its output in ``run_dir/official.log``."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="anchor-") as scratch:
+        workdir = Path(scratch) / "work"
+        lay_out_workdir(repo, workdir, waveform if match.needs_waveform else None)
+        command = [
+            sys.executable,
+            str(OFFICIAL),
+            *("--repo", str(repo), "--script", spec.script, "--config", config),
+            *("--seed", str(seed), "--draws", str(draws), "--out", str(run_dir / "official")),
+            *(arg for assignment in assignments for arg in ("--set", assignment)),
+        ]
+        if points is not None:
+            np.save(Path(scratch) / "points.npy", points)
+            command += ["--logp-at", str(Path(scratch) / "points.npy")]
+        env = os.environ | {name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+        with open(run_dir / "official.log", "w", encoding="utf-8") as log:
+            done = subprocess.run(command, cwd=workdir, env=env, stdout=log, stderr=log)
+    if done.returncode != 0:
+        raise AnchorError(f"{spec.script} --config {config} failed: see {run_dir / 'official.log'}")
+
+
+def run_one(
+    repo: Path,
+    script: str,
+    config: str,
+    seed: int,
+    reference: Path,
+    out: Path,
+    threads: int = 1,
+    draws: int = 10_000,
+    waveform: Path | None = None,
+    assignments: tuple[str, ...] = (),
+) -> Path:
+    """Train, convert and score one official run; returns the MetricSet's path.
+    ``assignments`` (``KEY=VALUE``) set options the shipped config offers in a comment; the
+    run's folder is then ``<config>+<KEY=VALUE>...``."""
+    import torch
+
+    from sivi_engine.steps.evaluate import evaluate
+    from sivi_engine.targets import make_target
+
+    if script not in SCRIPTS:
+        raise AnchorError(f"unknown script {script!r}; known: {sorted(SCRIPTS)}")
+    spec = SCRIPTS[script]
+    repo = repo.resolve()
+    match = match_of(official_target_of(repo, config))
+    if match.needs_waveform and waveform is None:
+        raise AnchorError(f"{config} reads datasets/waveform.mat: give the split with --waveform")
+    ref = artifacts.read(reference, artifacts.REFERENCE_DRAWS)
+    if ref.attrs["target"] != match.target:
+        raise AnchorError(
+            f"{reference} holds target {ref.attrs['target']!r}; {config} needs {match.target!r}"
+        )
+    target = make_target(match.target, json.loads(ref.attrs["target_settings"]))
+    variant = "+".join([Path(config).stem, *assignments])
+    run_dir = out / spec.repository.replace("/", "+") / Path(script).stem / variant / f"seed{seed}"
+    ref_draws = ref.draws.values.reshape(-1, ref.sizes["param"])
+    points = ref_draws[:: max(1, len(ref_draws) // DENSITY_CHECK_POINTS)]
+    result = run_dir / "official"
+    if not (result / "run.json").exists():  # kept: a failed scoring does not retrain
+        train_official(
+            repo,
+            spec,
+            config,
+            seed,
+            draws,
+            assignments,
+            match,
+            waveform,
+            threads,
+            points if target.dim <= 2 else None,
+            run_dir,
+        )
+    record = json.loads((result / "run.json").read_text("utf-8"))
+    density_check: dict = {"checked": False}
+    if (result / "official_logp.npy").exists():
+        with torch.no_grad():
+            project = target.log_prob(torch.as_tensor(points)).numpy()
+        spread = density_spread(np.load(result / "official_logp.npy"), project)
+        density_check = {"checked": True, "points": len(points), "spread": spread}
+        if not spread <= DENSITY_TOLERANCE:
+            raise AnchorError(
+                f"official {record['official_target']} is not project {match.target}: "
+                f"log-density differences spread {spread:.3g} over {len(points)} points"
+            )
+    sample_set = anchor_sample_set(
+        np.load(result / "draws.npy"),
+        record,
+        spec=spec,
+        config=config,
+        commit=commit_of(repo),
+        target=match.target,
+        target_settings=to_json(target.settings),
+        param_names=target.param_names(),
+        method=METHOD_OF[spec.repository],
+        density_check=density_check,
+    )
+    samples_path = artifacts.write(sample_set, run_dir / "samples.zarr", artifacts.SAMPLE_SET)
+    return evaluate(samples_path, reference, run_dir / "metrics.zarr", {}, device="cpu")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repo", type=Path, required=True, help="the official checkout")
+    parser.add_argument("--script", required=True, choices=sorted(SCRIPTS))
+    parser.add_argument("--config", required=True, help="a config shipped under configs/")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--reference", type=Path, required=True, help="ReferenceDraws store")
+    parser.add_argument("--out", type=Path, default=Path("results/anchors"))
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--draws", type=int, default=10_000)
+    parser.add_argument("--waveform", type=Path, default=None, help="the waveform split .npz")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. train.ustat=true"
+    )
+    args = parser.parse_args(argv)
+    if not (args.repo / args.script).is_file():
+        parser.error(f"--repo {args.repo} has no {args.script}")
+    for seed in args.seeds:
+        metrics = run_one(
+            args.repo,
+            args.script,
+            args.config,
+            seed,
+            args.reference,
+            args.out,
+            args.threads,
+            args.draws,
+            args.waveform,
+            tuple(args.set),
+        )
+        print(f"wrote {metrics}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""Run every affordable anchor: the official scripts at their shipped configs, 3 seeds each,
+at full official length, scored against the project's references; then collect the results.
+
+    python benchmarks/anchors/suite.py --repo longinYu/KSIVI=PATH --repo longinYu/SIVISM=PATH \\
+        --waveform SPLIT.npz [--jobs 2] [--seeds 0 1 2] [--only KSIVI] [--references DIR]
+
+The references are the project's own (``results/reference/<target>.zarr`` as the paper config
+builds them; the waveform's with ``settings.data_file`` set to ``--waveform``, see
+``benchmarks/reproduction.py --waveform``). Runs already scored are kept; ``--jobs``
+single-threaded runs go at once, in the order of :data:`ANCHORS`. Then
+``benchmarks/results/anchors.csv`` is written from every MetricSet under ``--out``
+(:mod:`collect`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import dataclasses
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import collect  # noqa: E402
+import run  # noqa: E402
+from scripts import SCRIPTS, TARGETS  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclasses.dataclass(frozen=True)
+class Anchor:
+    """One official configuration: a script, a shipped config, options the config offers."""
+
+    script: str
+    config: str
+    assignments: tuple[str, ...] = ()
+
+    @property
+    def repository(self) -> str:
+        return SCRIPTS[self.script].repository
+
+
+#: The affordable official runs, cheapest evidence first (seconds per 1000 iterations on one
+#: core of this machine, measured: KSIVI 2-D ~9, SIVI-SM 2-D ~16, both LR scripts ~5).
+ANCHORS = (
+    Anchor("sivistein_2d.py", "banana.yml"),
+    Anchor("sivistein_2d.py", "multimodal.yml"),
+    Anchor("sivistein_2d.py", "x_shaped.yml"),
+    Anchor("sivistein_lr.py", "LRwaveform.yml"),
+    Anchor("sivism_lr.py", "LRwaveform.yml"),
+    Anchor("sivism_2d.py", "multimodal.yml"),
+    Anchor("sivistein_t_student.py", "student_uc.yml"),
+    Anchor("sivism_2d.py", "banana.yml"),
+    Anchor("sivism_2d.py", "x_shaped.yml"),
+    Anchor("sivistein_2d.py", "banana.yml", ("train.ustat=true",)),
+)
+
+
+def _official_target(anchor: Anchor, repos: dict[str, Path]) -> str:
+    return TARGETS[run.official_target_of(repos[anchor.repository], anchor.config)].target
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repo", action="append", default=[], metavar="OWNER/NAME=PATH")
+    parser.add_argument("--waveform", type=Path, required=True)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--only", default="", help="run only anchors whose repository has this")
+    parser.add_argument("--references", type=Path, default=ROOT / "results/reference")
+    parser.add_argument("--out", type=Path, default=ROOT / "results/anchors")
+    args = parser.parse_args(argv)
+    repos = dict(item.split("=", 1) for item in args.repo)
+    repos = {name: Path(path) for name, path in repos.items()}
+    jobs = []
+    for anchor in ANCHORS:
+        if anchor.repository not in repos or args.only not in anchor.repository:
+            continue
+        reference = args.references / f"{_official_target(anchor, repos)}.zarr"
+        for seed in args.seeds:
+            variant = "+".join([Path(anchor.config).stem, *anchor.assignments])
+            done = (
+                args.out
+                / anchor.repository.replace("/", "+")
+                / Path(anchor.script).stem
+                / variant
+                / f"seed{seed}"
+                / "metrics.zarr"
+            )
+            if not done.exists():
+                jobs.append((anchor, seed, reference))
+    print(f"{len(jobs)} official runs to do", flush=True)
+    with concurrent.futures.ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        futures = {
+            pool.submit(
+                run.run_one,
+                repos[anchor.repository],
+                anchor.script,
+                anchor.config,
+                seed,
+                reference,
+                args.out,
+                1,
+                10_000,
+                args.waveform,
+                anchor.assignments,
+            ): (anchor, seed)
+            for anchor, seed, reference in jobs
+        }
+        for future in concurrent.futures.as_completed(futures):
+            anchor, seed = futures[future]
+            try:
+                print(f"done {anchor} seed {seed}: {future.result()}", flush=True)
+            except run.AnchorError as error:
+                print(f"FAILED {anchor} seed {seed}: {error}", flush=True)
+    collect.main(["--runs", str(args.out)])
+
+
+if __name__ == "__main__":
+    main()
