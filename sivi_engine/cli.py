@@ -119,6 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", type=Path, default=None, help="config file to show in the report"
     )
     report.add_argument(
+        "--anchors",
+        nargs="*",
+        type=Path,
+        default=[],
+        help="anchors file(s) (benchmarks/results/anchors.csv): the official codes' scored runs"
+        " for the reproduction table",
+    )
+    report.add_argument(
         "--benchmarks",
         nargs="*",
         type=Path,
@@ -169,6 +177,7 @@ def _report(args: argparse.Namespace, overrides: dict) -> None:
         args.out,
         table_path=args.table,
         config_path=args.config,
+        anchor_paths=args.anchors,
         benchmark_paths=args.benchmarks,
         benchmark_root=args.benchmark_root,
     )

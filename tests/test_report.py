@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import json
+import math
 import re
 import subprocess
 import sys
@@ -75,6 +76,16 @@ REPRODUCTION = [
         "note": "read off a plot",
     },
     {
+        "experiment": "banana KL against the official code",
+        "target": "banana",
+        "method": "ksivi_u",
+        "metric": "kl_qp_knn",
+        "source": "official code",
+        "note": "plot only",
+        "anchor_repo": "longinYu/KSIVI",
+        "anchor_config": "banana.yml",
+    },
+    {
         "experiment": "not in this report",
         "target": "gmm1d",
         "method": "uivi",
@@ -83,6 +94,18 @@ REPRODUCTION = [
         "source": "paper Table 3",
     },
 ]
+#: The anchors file the report reads: three official runs of banana.yml, kl_qp_knn 0.19, 0.20,
+#: 0.21 (sd 0.01) against the project's 0.205 ± 0.00707 (n = 2): s_pooled = 0.00913, so
+#: |0.205 − 0.20| = 0.005 ≤ 0.018 matches; a run of another config must not enter.
+ANCHORS_CSV = "repo,commit,script,config,target,seed,wall_seconds,threads,metric,value\n" + "".join(
+    f"longinYu/KSIVI,4d99574aaaa,sivistein_2d.py,{config},banana,{seed},500,1,kl_qp_knn,{value}\n"
+    for config, seed, value in [
+        ("banana.yml", 0, 0.19),
+        ("banana.yml", 1, 0.20),
+        ("banana.yml", 2, 0.21),
+        ("multimodal.yml", 0, 9.0),
+    ]
+)
 #: A pair the config snapshot lists as left out of the grid (common.smk's ``not_run``).
 NOT_RUN = {"target": "diffusion", "label": "livi", "reason": "its d × d Jacobian is too costly"}
 CONFIG = (
@@ -298,11 +321,14 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("results")
     config = root / "config.yaml"
     config.write_text(CONFIG)
+    anchors = root / "anchors.csv"
+    anchors.write_text(ANCHORS_CSV)
     build_report(
         stores_below(root, write_results(root)),
         root / "report",
         table_path=root / "metrics.zarr",
         config_path=config,
+        anchor_paths=[anchors],
         total_wall_seconds=123.0,
     )
     return root
@@ -452,9 +478,10 @@ def test_reproduction_md_rows(report: Path) -> None:
         "ksivi_u",
         "kl_qp_knn",
         "0.2 ± 0.01",
-        "paper Table 1",
+        "—",
         "0.205 ± 0.00707 (n=2; 1 suspect)",
         "within seed spread",
+        "paper Table 1",
         "",
     ]
     assert rows["gmm1d KL"] == [
@@ -462,10 +489,17 @@ def test_reproduction_md_rows(report: Path) -> None:
         "svgd",
         "kl_qp_knn",
         "0.5",
-        "paper Fig. 2",
+        "—",
         "0.110 ± 0.0141 (n=2; 1 diverged)",
         "outside",
+        "paper Fig. 2",
         "read off a plot",
+    ]
+    assert rows["banana KL against the official code"][3:7] == [
+        "—",
+        "0.200 ± 0.0100 (n=3) @4d99574",
+        "0.205 ± 0.00707 (n=2; 1 suspect)",
+        "matches",
     ]
     assert rows["not in this report"][5:7] == ["—", "not run"]
     summary = (report / "report" / "summary.md").read_text()
@@ -1106,7 +1140,7 @@ def test_reproduction_verdicts() -> None:
     table = reproduction.reproduction_table(reproduction.parse_rows(config), hand_built_table())
     assert table.header[4:8] == (
         "paper",
-        "source",
+        "official code here (mean ± sd over seeds)",
         "this project (mean ± sd over seeds)",
         "verdict",
     )
@@ -1116,16 +1150,91 @@ def test_reproduction_verdicts() -> None:
         "a",
         "m",
         "1.5 ± 0.1",
-        "Table 2",
+        "—",
         "1.20 ± 0.200 (n=3; 1 suspect)",
         "within seed spread",
+        "Table 2",
         "n",
     )
-    assert table.rows[1][4:8] == ("1.7", "Table 2", "1.20 ± 0.200 (n=3; 1 suspect)", "outside")
+    assert table.rows[1][4:8] == ("1.7", "—", "1.20 ± 0.200 (n=3; 1 suspect)", "outside")
     assert table.rows[2][6:8] == ("1.00 (n=1; 1 diverged)", "n < 2")
     assert table.rows[3][6:8] == ("—", "not run")
     assert table.rows[4][6:8] == ("—", "not run")
     assert table.rows[5][6:8] == ("3.00 (n=1)", "n < 2")
+
+
+def anchor_lines(values: list[float], metric: str = "m", **flags: list[float]) -> list[dict]:
+    """Anchors-file rows of official runs of (repo o/r, config c.yml) on target t, one seed per
+    value, with optional per-seed flags (suspect, diverged)."""
+    lines = []
+    for seed, value in enumerate(values):
+        common = {"repo": "o/r", "commit": "0123456789abcdef", "script": "s.py", "config": "c.yml"}
+        common |= {"target": "t", "seed": str(seed), "wall_seconds": "1", "threads": "1"}
+        lines.append(common | {"metric": metric, "value": str(value)})
+        for flag, per_seed in flags.items():
+            lines.append(common | {"metric": flag, "value": str(per_seed[seed])})
+    return lines
+
+
+@pytest.mark.parametrize(
+    ("metric", "official", "verdict"),
+    [
+        # project a: 1.0, 1.2, 1.4 (mean 1.2, sd 0.2). Official sd 0.2 too: s_pooled = 0.2
+        ("m", [1.3, 1.5, 1.7], "matches"),  # |1.2 − 1.5| = 0.3 ≤ 0.4
+        ("mmd2", [1.6, 1.8, 2.0], "better"),  # 0.6 > 0.4, and lower is better
+        ("mmd2", [0.4, 0.6, 0.8], "worse"),
+        ("m", [0.4, 0.6, 0.8], "differs"),  # a metric without a direction
+        ("test_log_likelihood", [0.4, 0.6, 0.8], "better"),  # higher is better
+        ("corr_pearson_r", [0.4, 0.6, 0.8], "better"),  # 1.2 is 0.2 from 1, 0.6 is 0.4 from it
+        # s_pooled = √(2·0.04 / 4) = 0.141; |1.2 − 0.9| = 0.3 > 0.283; 0.9 is nearer 1 than 1.2
+        ("corr_pearson_r", [0.9, 0.9, 0.9], "worse"),
+    ],
+)
+def test_anchored_verdict_rule(metric, official, verdict) -> None:
+    # the hand-built table holds m only: the same values stand for the metric under test
+    combined = hand_built_table().rename({"m": metric}) if metric != "m" else hand_built_table()
+    row = reproduction_row("a", 0.0, metric=metric, anchor_repo="o/r", anchor_config="c.yml")
+    table = reproduction.reproduction_table(
+        reproduction.parse_rows({"reproduction": [row]}), combined, anchor_lines(official, metric)
+    )
+    assert table.rows[0][7] == verdict
+    assert table.rows[0][5].endswith("(n=3) @0123456")
+
+
+def test_anchored_verdict_boundary_and_pooled_sd() -> None:
+    project = tables.SeedSummary(1.0, 0.1, 4, ())
+    official = tables.SeedSummary(1.5, 0.3, 2, ())
+    # ((4−1)·0.01 + (2−1)·0.09) / (4 + 2 − 2) = 0.03 → s_pooled = 0.1732
+    assert reproduction.pooled_sd(project, official) == pytest.approx(0.03**0.5)
+    assert reproduction.anchored_verdict(official, project, "mmd2") == "better"  # 0.5 > 0.346
+    close = tables.SeedSummary(1.3, 0.3, 2, ())
+    assert reproduction.anchored_verdict(close, project, "mmd2") == "matches"  # 0.3 ≤ 0.346
+    assert reproduction.anchored_verdict(close, project, "test_log_likelihood") == "matches"
+    one = tables.SeedSummary(1.3, math.nan, 1, ())
+    assert reproduction.anchored_verdict(one, project, "mmd2") == "n < 2"
+
+
+def test_official_runs_flagged_suspect_are_counted_not_averaged() -> None:
+    row = reproduction_row("a", 0.0, anchor_repo="o/r", anchor_config="c.yml")
+    lines = anchor_lines([1.1, 1.3, 90.0, 1.2], suspect=[0, 0, 1, 0], diverged=[0, 0, 0, 0])
+    table = reproduction.reproduction_table(
+        reproduction.parse_rows({"reproduction": [row]}), hand_built_table(), lines
+    )
+    assert table.rows[0][5] == "1.20 ± 0.100 (n=3; 1 suspect) @0123456"
+    assert table.rows[0][7] == "matches"
+
+
+def test_an_anchor_without_official_runs_says_so() -> None:
+    row = reproduction_row("a", 0.0, anchor_repo="o/r", anchor_config="other.yml")
+    del row["paper"]
+    row["note"] = "plot only"
+    table = reproduction.reproduction_table(
+        reproduction.parse_rows({"reproduction": [row]}), hand_built_table(), anchor_lines([1.0])
+    )
+    assert table.rows[0][5:8] == ("—", "1.20 ± 0.200 (n=3; 1 suspect)", "official not run")
+    del row["anchor_config"]
+    with pytest.raises(SettingsError, match="'anchor_repo' and 'anchor_config' go together"):
+        reproduction.parse_rows({"reproduction": [row]})
 
 
 def test_a_row_without_a_paper_figure_shows_the_project_alone() -> None:
@@ -1136,11 +1245,12 @@ def test_a_row_without_a_paper_figure_shows_the_project_alone() -> None:
     table = reproduction.reproduction_table(
         reproduction.parse_rows({"reproduction": [row]}), hand_built_table()
     )
-    assert table.rows[0][4:8] == (
+    assert table.rows[0][4:9] == (
         "—",
-        "Table 2",
+        "—",
         "1.20 ± 0.200 (n=3; 1 suspect)",
         "no paper figure",
+        "Table 2",
     )
     del row["note"]
     with pytest.raises(SettingsError, match=r"without 'paper' needs a 'note'"):

@@ -64,6 +64,7 @@ def build_report(
     table_path: Path | None = None,
     config_path: Path | None = None,
     total_wall_seconds: float | None = None,
+    anchor_paths: Sequence[Path] = (),
     benchmark_paths: Sequence[Path] = (),
     benchmark_root: Path | None = None,
 ) -> None:
@@ -73,7 +74,9 @@ def build_report(
     draws the MetricSets' per-checkpoint curves.
 
     The reproduction rows come from the ``reproduction`` list of the config at ``config_path``
-    (none without a config; reproduction.md is written either way).
+    (none without a config; reproduction.md is written either way), set against the official
+    codes' scored runs in the anchors files ``anchor_paths``
+    (:func:`~sivi_engine.report.reproduction.read_anchors`).
     With ``table_path`` also write the combined MetricSet there and a tidy CSV next to it.
     With ``benchmark_paths`` (Snakemake benchmark files below ``benchmark_root``) add a cost
     section: wall time and peak memory per rule and per method.
@@ -101,7 +104,8 @@ def build_report(
     data = views.target_data(runs, summary, combined, descriptions)
     along_training = views.target_views(data, views.HEADLINE_VIEWS)
     target_blocks = views.target_views(data)
-    reproduced = reproduction_blocks(reproduction.reproduction_table(rows, combined))
+    anchors = [line for path in anchor_paths for line in reproduction.read_anchors(path)]
+    reproduced = reproduction_blocks(reproduction.reproduction_table(rows, combined, anchors))
     blocks = document(
         created=created,
         summary=summary,

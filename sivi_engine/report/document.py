@@ -51,11 +51,16 @@ NOT_RUN_NOTE = (
 )
 
 REPRODUCTION_NOTE = (
-    "Figures the papers report, set against this project's mean ± sd over seeds of the same "
-    "metric (ok, non-suspect runs; cells as in the tables above). Verdict: “within seed spread” "
-    f"when |paper − mean| ≤ {SPREAD_SDS:g}·sd_seeds (sd_seeds: sample sd over this project's "
-    "seeds), else “outside”; “n < 2” with fewer than two usable seeds; “not run” when this "
-    "report holds no run of the method on the target. The paper's own ± is shown, not used."
+    "Each row: the paper's figure where one was quoted; the official code run on this machine "
+    "at its shipped config and scored by this project's evaluation against the same reference "
+    "(mean ± sd over its seeds, @commit; benchmarks/anchors/); this project (mean ± sd over "
+    "seeds of the ok, non-suspect runs). Verdict against the official code: “matches” when "
+    f"|project − official| ≤ {SPREAD_SDS:g}·s_pooled (pooled sample sd of the two sets of "
+    "seeds), else “better” or “worse” in the metric's direction; without an official run, "
+    f"against the paper: “within seed spread” when |paper − mean| ≤ {SPREAD_SDS:g}·sd_seeds, "
+    "else “outside”. “n < 2” when a side has fewer than two usable seeds; “not run” when this "
+    "report holds no run of the method on the target; “official not run” when the anchors file "
+    "has none of the row's official configuration."
 )
 NO_REPRODUCTION = "The config lists no reproduction rows (key `reproduction`)."
 

@@ -1,38 +1,51 @@
-"""The reproduction table: figures the papers report set against this project's runs.
+"""The reproduction table: each row's figure from three sources of evidence.
 
-Each row of the config's ``reproduction`` list names a (target, method label, metric) and the
-paper's value; the table adds the project's mean ± sd over the seeds of the ok, non-suspect
-runs (:func:`~sivi_engine.report.tables.summarise_seeds`) and a verdict:
+Each row of the config's ``reproduction`` list names a (target, method label, metric), the
+paper's value where one was quoted, and optionally the official code that ran the same
+experiment (``anchor_repo``, ``anchor_config``: a configuration of ``benchmarks/anchors/``,
+whose committed results file ``anchors.csv`` the report reads). The table gives:
 
-- ``within seed spread`` when |paper − mean| ≤ 2·sd, sd the sample sd (ddof = 1) over seeds;
-- ``outside`` otherwise;
-- ``n < 2`` when fewer than two usable seeds have a value (no sd to compare with);
-- ``not run`` when the report holds no run of the (target, label);
-- ``no paper figure`` when the row gives none (``paper`` left out: the paper shows the quantity
-  only in a plot, or its tables could not be read from any stored source); the row's ``note``
-  then says which, and the project's figure stands alone.
-
-The paper's own ± sd is shown but does not enter the verdict.
+- the paper's figure (``—`` when none was quoted; the row's ``note`` then says why);
+- the official code run here, scored the project's way: mean ± sd over its seeds, with the
+  official commit;
+- this project: mean ± sd over the seeds of the ok, non-suspect runs
+  (:func:`~sivi_engine.report.tables.summarise_seeds`); official runs that are suspect or
+  diverged are likewise counted, never averaged;
+- a verdict. Against the official code when it ran: ``matches`` when
+  |project − official| ≤ 2·s_pooled (s_pooled² = ((n₁−1)s₁² + (n₂−1)s₂²) / (n₁+n₂−2), the
+  pooled seed sd), else ``better`` or ``worse`` in the metric's direction
+  (:mod:`~sivi_engine.report.metric_info`; ``differs`` for a metric without one).
+  Otherwise against the paper's figure:
+  ``within seed spread`` when |paper − mean| ≤ 2·sd over the project's seeds, else ``outside``
+  (the paper's own ± is shown, not used). ``n < 2`` when a side has fewer than two usable
+  seeds, ``not run`` when the report holds no run of the (target, label), ``official not
+  run`` when the anchors file has no run of the row's anchor, ``no paper figure`` when there
+  is neither an anchor nor a paper figure.
 """
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from sivi_engine.report import tables
+from sivi_engine.report.metric_info import info
 from sivi_engine.report.tables import MISSING, SeedSummary, Table
 from sivi_engine.settings import SettingsError
 
-#: The verdict's tolerance in seed sds: within when |paper − mean| ≤ SPREAD_SDS · sd.
+#: The verdicts' tolerance in seed sds: |paper − mean| ≤ SPREAD_SDS · sd, and
+#: |project − official| ≤ SPREAD_SDS · pooled sd.
 SPREAD_SDS = 2.0
 WITHIN, OUTSIDE, FEW_SEEDS, NOT_RUN = "within seed spread", "outside", "n < 2", "not run"
-NO_FIGURE = "no paper figure"
+MATCHES, BETTER, WORSE, DIFFERS = "matches", "better", "worse", "differs"
+NO_FIGURE, NO_OFFICIAL = "no paper figure", "official not run"
 
 HEADER = (
     "experiment",
@@ -40,9 +53,10 @@ HEADER = (
     "method",
     "metric",
     "paper",
-    "source",
+    "official code here (mean ± sd over seeds)",
     "this project (mean ± sd over seeds)",
     "verdict",
+    "source",
     "note",
 )
 
@@ -59,6 +73,8 @@ class ReproductionRow:
     paper: float | None = None
     paper_sd: float | None = None
     note: str = ""
+    anchor_repo: str | None = None  # e.g. longinYu/KSIVI
+    anchor_config: str | None = None  # e.g. banana.yml (the anchors file's ``config``)
 
 
 REQUIRED = tuple(
@@ -85,6 +101,11 @@ def parse_rows(config: Mapping[str, Any]) -> list[ReproductionRow]:
                 f"reproduction[{index}]: a row without 'paper' needs a 'note' "
                 "saying why the paper's figure is not given"
             )
+        if ("anchor_repo" in item) != ("anchor_config" in item):
+            raise SettingsError(
+                f"reproduction[{index}]: 'anchor_repo' and 'anchor_config' go together "
+                "(the official repository and the config its anchor runs used)"
+            )
         paper, paper_sd = item.get("paper"), item.get("paper_sd")
         rows.append(
             ReproductionRow(
@@ -99,14 +120,82 @@ def parse_rows(config: Mapping[str, Any]) -> list[ReproductionRow]:
 
 
 def verdict(paper: float | None, seeds: SeedSummary) -> str:
-    """:data:`WITHIN` when |paper − mean| ≤ :data:`SPREAD_SDS` · sd over seeds, else
-    :data:`OUTSIDE`; :data:`FEW_SEEDS` with fewer than two usable seeds; :data:`NO_FIGURE`
-    without a paper value."""
+    """Against the paper: :data:`WITHIN` when |paper − mean| ≤ :data:`SPREAD_SDS` · sd over
+    seeds, else :data:`OUTSIDE`; :data:`FEW_SEEDS` with fewer than two usable seeds;
+    :data:`NO_FIGURE` without a paper value."""
     if paper is None:
         return NO_FIGURE
     if seeds.n < 2:
         return FEW_SEEDS
     return WITHIN if abs(paper - seeds.mean) <= SPREAD_SDS * seeds.sd else OUTSIDE
+
+
+def pooled_sd(a: SeedSummary, b: SeedSummary) -> float:
+    """√(((n₁−1)s₁² + (n₂−1)s₂²) / (n₁+n₂−2)), the two groups' pooled sample sd."""
+    return math.sqrt(((a.n - 1) * a.sd**2 + (b.n - 1) * b.sd**2) / (a.n + b.n - 2))
+
+
+def improves(value: float, than: float, better: str) -> bool | None:
+    """Whether ``value`` is better than ``than`` for a metric whose ``better`` is "lower",
+    "higher" or "closest to X"; None for a metric without a direction."""
+    if better == "lower":
+        return value < than
+    if better == "higher":
+        return value > than
+    if better.startswith("closest to "):
+        ideal = float(better.removeprefix("closest to "))
+        return abs(value - ideal) < abs(than - ideal)
+    return None
+
+
+def anchored_verdict(official: SeedSummary, project: SeedSummary, metric: str) -> str:
+    """Against the official code: :data:`MATCHES` when |project − official| ≤
+    :data:`SPREAD_SDS` · :func:`pooled_sd`, else :data:`BETTER` or :data:`WORSE` by the
+    metric's direction (:data:`DIFFERS` for a metric without one); :data:`FEW_SEEDS` when a
+    side has fewer than two usable seeds."""
+    if official.n < 2 or project.n < 2:
+        return FEW_SEEDS
+    if abs(project.mean - official.mean) <= SPREAD_SDS * pooled_sd(official, project):
+        return MATCHES
+    better = improves(project.mean, official.mean, info(metric).better)
+    return DIFFERS if better is None else BETTER if better else WORSE
+
+
+def read_anchors(path: str | Path) -> list[dict[str, str]]:
+    """The rows of an anchors file (``benchmarks/results/anchors.csv``: one row per
+    repo, commit, script, config, target, seed, metric), as strings."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def anchor_seeds(
+    row: ReproductionRow, anchors: Sequence[Mapping[str, str]]
+) -> tuple[SeedSummary, str] | None:
+    """The row's metric over the official runs of its anchor, and their commit(s); None when
+    the row has no anchor or the file holds no run of it. A run flagged ``diverged`` or
+    ``suspect`` is counted, not averaged, as the project's are."""
+    if row.anchor_repo is None:
+        return None
+    runs: dict[str, dict[str, float]] = {}
+    commits = set()
+    for line in anchors:
+        if (line["repo"], line["config"], line["target"]) == (
+            row.anchor_repo,
+            row.anchor_config,
+            row.target,
+        ):
+            runs.setdefault(line["seed"], {})[line["metric"]] = float(line["value"])
+            commits.add(line["commit"][:7])
+    if not runs:
+        return None
+    values = np.array([run.get(row.metric, math.nan) for run in runs.values()])
+    condition = np.array(
+        [
+            next((flag for flag in tables.EXCLUSIONS if run.get(flag) == 1.0), tables.OK)
+            for run in runs.values()
+        ]
+    )
+    return tables.summarise_seeds(values, condition), ", ".join(sorted(commits))
 
 
 def row_seeds(row: ReproductionRow, combined: xr.Dataset) -> SeedSummary | None:
@@ -131,17 +220,31 @@ def paper_cell(row: ReproductionRow) -> str:
     return f"{row.paper:g}" if row.paper_sd is None else f"{row.paper:g} ± {row.paper_sd:g}"
 
 
-def reproduction_table(rows: Sequence[ReproductionRow], combined: xr.Dataset) -> Table:
-    """One line per row: the paper's figure and source, the project's seed summary and the
-    verdict (see the module docstring)."""
+def reproduction_table(
+    rows: Sequence[ReproductionRow],
+    combined: xr.Dataset,
+    anchors: Sequence[Mapping[str, str]] = (),
+) -> Table:
+    """One line per row: the paper's figure, the official code's and the project's seed
+    summaries and the verdict (see the module docstring); ``anchors`` are the rows of an
+    anchors file (:func:`read_anchors`)."""
     lines = []
     for row in rows:
         seeds = row_seeds(row, combined)
-        project, judged = (
-            (MISSING, NOT_RUN)
-            if seeds is None
-            else (tables.format_seed_summary(seeds), verdict(row.paper, seeds))
+        official = anchor_seeds(row, anchors)
+        official_cell = (
+            MISSING
+            if official is None
+            else f"{tables.format_seed_summary(official[0])} @{official[1]}"
         )
+        if seeds is None:
+            judged = NOT_RUN
+        elif official is not None:
+            judged = anchored_verdict(official[0], seeds, row.metric)
+        elif row.paper is None and row.anchor_repo is not None:
+            judged = NO_OFFICIAL
+        else:
+            judged = verdict(row.paper, seeds)
         lines.append(
             (
                 row.experiment,
@@ -149,9 +252,10 @@ def reproduction_table(rows: Sequence[ReproductionRow], combined: xr.Dataset) ->
                 row.method,
                 row.metric,
                 paper_cell(row),
-                row.source,
-                project,
+                official_cell,
+                MISSING if seeds is None else tables.format_seed_summary(seeds),
                 judged,
+                row.source,
                 row.note,
             )
         )

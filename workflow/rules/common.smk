@@ -194,6 +194,11 @@ def description_set_args(wildcards):
     return set_args({"target": target_settings(wildcards.target)})
 
 
+def anchor_files():
+    """The committed anchors file the reproduction table reads (config key ``anchors``)."""
+    return [config["anchors"]] if config.get("anchors") else []
+
+
 def all_benchmarks():
     """Benchmark files of the reference, describe, training and evaluation jobs: the costs."""
     return [

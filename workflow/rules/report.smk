@@ -19,6 +19,7 @@ rule report:
         references=all_references(),
         descriptions=all_descriptions(),
         benchmarks=all_benchmarks(),
+        anchors=anchor_files(),
         config="results/config.yaml",
     output:
         html=report("reports/index.html", caption="../report/index.rst", category="Report"),
@@ -43,6 +44,6 @@ rule report:
     shell:
         "python -m sivi_engine report --metrics {input.metrics} --samples {input.samples}"
         " --references {input.references} --descriptions {input.descriptions}"
-        " --config {input.config}"
+        " --config {input.config} --anchors {input.anchors}"
         " --benchmarks {input.benchmarks} --benchmark-root results/benchmarks"
         " --table {output.table} --out reports > {log} 2>&1"
