@@ -192,6 +192,10 @@ def test_collect_writes_one_row_per_metric(anchored, tmp_path) -> None:
     )
     assert (row["target"], row["seed"], row["threads"]) == ("banana", "3", "1")
     assert float(by_metric["iterations"]["value"]) == 21
+    summary = csv_path.with_suffix(".md").read_text()
+    line = f"| longinYu/KSIVI | {commit[:7]} | sivistein_2d.py | tiny.yml | banana | 1 (0) |"
+    assert line in summary
+    assert f"| {float(by_metric['mmd2']['value']):.3g} (n=1) |" in summary
     assert float(by_metric["seconds_per_1000_iterations"]["value"]) == pytest.approx(
         1000 * float(row["wall_seconds"]) / 21, rel=1e-2
     )

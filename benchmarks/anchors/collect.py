@@ -1,19 +1,29 @@
-"""Gather scored anchor runs into ``benchmarks/results/anchors.csv``.
+"""Gather scored anchor runs into ``benchmarks/results/anchors.csv`` and ``anchors.md``.
 
     python benchmarks/anchors/collect.py [--runs results/anchors] [--out FILE]
 
-One row per (repository, commit, script, config, target, seed, metric), columns
+The CSV has one row per (repository, commit, script, config, target, seed, metric), columns
 :data:`COLUMNS`: every final metric of each run's MetricSet (not its curves or floors), plus
-``iterations`` and ``seconds_per_1000_iterations`` of the official ``learn()``.
+``iterations`` and ``seconds_per_1000_iterations`` of the official ``learn()``. The Markdown
+beside it summarises each official configuration over its seeds (:data:`SUMMARY_METRICS`), the
+side-by-side speed (``anchors_speed.json``, from ``speed.py``) and the official codes that
+cannot run here (:data:`scripts.NOT_RUNNABLE`).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import datetime
+import json
 import math
+import statistics
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scripts import NOT_RUNNABLE, TARGETS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 COLUMNS = (
@@ -66,6 +76,101 @@ def rows_of(metrics_path: Path) -> Iterator[dict[str, object]]:
             yield common | {"metric": metric, "value": f"{value:.6g}"}
 
 
+#: Metrics summarised in anchors.md (those a target does not have are left out).
+SUMMARY_METRICS = (
+    "mmd2",
+    "kl_qp_knn",
+    "kl_pq_knn",
+    "kl_qp_density",
+    "mean_error_std",
+    "sd_ratio_log_max",
+    "tail_ratio_log_max",
+    "corr_pearson_r",
+    "test_log_likelihood",
+)
+
+
+def _mean_sd(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.3g} (n=1)"
+    return f"{statistics.mean(values):.3g} ± {statistics.stdev(values):.2g} (n={len(values)})"
+
+
+def markdown(rows: list[dict[str, object]], speed: dict | None) -> str:
+    """anchors.md: per official configuration, the mean ± sd over seeds of each summary
+    metric; then the speed table and the codes that cannot run here."""
+    groups: dict[tuple, dict[str, list[float]]] = {}
+    for row in rows:
+        key = (row["repo"], str(row["commit"])[:7], row["script"], row["config"], row["target"])
+        groups.setdefault(key, {}).setdefault(str(row["metric"]), []).append(float(row["value"]))
+    lines = [
+        "# Anchors: the official codes run here, scored this project's way",
+        "",
+        f"`python benchmarks/anchors/collect.py` on {datetime.date.today().isoformat()}."
+        " Each official script ran unchanged from a checkout (`benchmarks/anchors/run.py"
+        " --repo PATH`) at its shipped config and full official length, one thread, with plots"
+        " switched off and the seed set from outside; its final draws were scored by this"
+        " project's `evaluate` step against the project's reference of the matching target, on"
+        " the paper config's 1000 scored draws. Every run's metrics: `anchors.csv`.",
+        "",
+        "| repository | commit | script | config | target | seeds (suspect) "
+        "| s / 1000 it | " + " | ".join(SUMMARY_METRICS) + " |",
+        "|" + "---|" * (7 + len(SUMMARY_METRICS)),
+    ]
+    for (repo, commit, script, config, target), metrics in sorted(groups.items()):
+        suspect = int(sum(metrics.get("suspect", [])))
+        seconds = metrics["seconds_per_1000_iterations"]
+        cells = [_mean_sd(metrics[name]) if name in metrics else "—" for name in SUMMARY_METRICS]
+        lines.append(
+            f"| {repo} | {commit} | {script} | {config} | {target} "
+            f"| {len(seconds)} ({suspect}) | {statistics.median(seconds):.1f} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    lines += [
+        "",
+        "s / 1000 it: median over seeds of the official `learn()`'s wall seconds per 1000"
+        " iterations while the suite ran (two runs at a time on two cores, beside other work):"
+        " a cost, not a clean timing; the clean side-by-side timing is below.",
+        "",
+        "## Official and project targets",
+        "",
+        *(f"- `{name}` → `{match.target}`: {match.note}" for name, match in TARGETS.items()),
+        "",
+        "Every 2-D anchor run checks the official `logp` against the project's `log_prob` at"
+        " 2000 reference draws: the spread of their difference (a constant for the same"
+        " density) is stored in each SampleSet (`anchor_density_check`).",
+        "",
+    ]
+    if speed:
+        lines += [
+            "## Speed, side by side",
+            "",
+            f"Seconds per 1000 iterations, {speed['iterations']} iterations each, one thread,"
+            " one run after the other (`python benchmarks/anchors/speed.py`). The official"
+            " figure is its whole `learn()` loop (with the per-epoch draws and saves the script"
+            " does, plots off); the project's is its training loop's own clock.",
+            "",
+            "| repository | config | target | label | official | this project | ratio |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in speed["results"]:
+            ratio = r["official_seconds_per_1000"] / r["project_seconds_per_1000"]
+            lines.append(
+                f"| {r['repo']} | {r['config']} | {r['target']} | {r['label']} "
+                f"| {r['official_seconds_per_1000']:.2f} | {r['project_seconds_per_1000']:.2f} "
+                f"| {ratio:.2f} |"
+            )
+        lines.append("")
+    lines += [
+        "## Official codes not run here",
+        "",
+        *(f"- **{name}**: {reason}" for name, reason in NOT_RUNNABLE.items()),
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def write_csv(rows: list[dict[str, object]], out: Path) -> None:
     rows = sorted(rows, key=lambda r: tuple(str(r[c]) for c in COLUMNS[:6]) + (r["metric"],))
     with open(out, "w", newline="", encoding="utf-8") as handle:
@@ -82,7 +187,10 @@ def main(argv: list[str] | None = None) -> None:
     paths = sorted(args.runs.glob("*/*/*/seed*/metrics.zarr"))
     rows = [row for path in paths for row in rows_of(path)]
     write_csv(rows, args.out)
-    print(f"wrote {args.out}: {len(paths)} runs, {len(rows)} rows")
+    speed_path = args.out.with_name("anchors_speed.json")
+    speed = json.loads(speed_path.read_text("utf-8")) if speed_path.exists() else None
+    args.out.with_suffix(".md").write_text(markdown(rows, speed), "utf-8")
+    print(f"wrote {args.out} and {args.out.with_suffix('.md').name}: {len(paths)} runs")
 
 
 if __name__ == "__main__":

@@ -97,3 +97,7 @@ TARGETS: dict[str, TargetMatch] = {
         needs_waveform=True,
     ),
 }
+
+
+#: Official codes the issue names that do not run here, and why (measured where tried).
+NOT_RUNNABLE: dict[str, str] = {}
