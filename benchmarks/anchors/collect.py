@@ -48,15 +48,13 @@ def rows_of(metrics_path: Path) -> Iterator[dict[str, object]]:
     metrics = artifacts.read(metrics_path, artifacts.METRIC_SET)
     samples = artifacts.read(metrics_path.with_name("samples.zarr"), artifacts.SAMPLE_SET)
     attrs = samples.attrs
-    variant = metrics_path.parent.parent.name
-    config = attrs["anchor_config"] + variant.removeprefix(Path(attrs["anchor_config"]).stem)
     wall = float(attrs["wall_seconds"])
     iterations = int(attrs["iterations"])
     common = {
         "repo": attrs["anchor_repository"],
         "commit": attrs["anchor_commit"],
         "script": attrs["anchor_script"],
-        "config": config,
+        "config": attrs["anchor_config"],
         "target": attrs["target"],
         "seed": int(attrs["seed"]),
         "wall_seconds": f"{wall:.6g}",
@@ -184,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=Path, default=ROOT / "results/anchors")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/anchors.csv")
     args = parser.parse_args(argv)
-    paths = sorted(args.runs.glob("*/*/*/seed*/metrics.zarr"))
+    paths = sorted(args.runs.rglob("seed*/metrics.zarr"))
     rows = [row for path in paths for row in rows_of(path)]
     write_csv(rows, args.out)
     speed_path = args.out.with_name("anchors_speed.json")

@@ -17,6 +17,7 @@ scores against ``--reference``. Stores land in
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -68,14 +69,15 @@ def commit_of(repo: Path) -> str:
     return out.stdout.strip()
 
 
-def official_target_of(repo: Path, config: str) -> str:
-    """The ``target_score`` of a shipped config (``configs/NAME`` in the checkout)."""
+def official_target_of(repo: Path, spec: OfficialScript, config: str) -> str:
+    """The ``target_score`` of a shipped config (``<root>/configs/NAME`` in the checkout)."""
     import yaml
 
-    path = repo / "configs" / config
+    configs = repo / spec.root / "configs"
+    path = configs / config
     if not path.is_file():
-        shipped = sorted(p.name for p in (repo / "configs").glob("*.yml"))
-        raise AnchorError(f"config {config!r} is not in {repo / 'configs'}; shipped: {shipped}")
+        shipped = sorted(str(p.relative_to(configs)) for p in configs.rglob("*.yml"))
+        raise AnchorError(f"config {config!r} is not in {configs}; shipped: {shipped}")
     return yaml.safe_load(path.read_text("utf-8"))["target_score"]
 
 
@@ -121,11 +123,11 @@ def anchor_sample_set(
     *,
     spec: OfficialScript,
     config: str,
+    assignments: tuple[str, ...],
     commit: str,
     target: str,
     target_settings: str,
     param_names: list[str],
-    method: str,
     density_check: dict,
 ) -> xr.Dataset:
     """A SampleSet of an official run's final draws.
@@ -133,7 +135,9 @@ def anchor_sample_set(
     Its one checkpoint is the final q (the first :data:`CHECKPOINT_DRAWS` draws, at the
     official ``learn()``'s wall seconds), its trace one step at the last iteration with no
     loss (the official loss is not comparable across codes). The provenance of the official
-    run is in the attrs ``anchor_*``; ``label`` is ``official:<repository>``.
+    run is in the attrs ``anchor_*``; ``label`` is ``official:<repository>``;
+    ``anchor_config`` is the config with the options set from outside appended
+    (``banana.yml+train.ustat=true``).
     """
     draws = np.asarray(draws, dtype=np.float64)
     iterations = int(record["iterations"])
@@ -148,7 +152,7 @@ def anchor_sample_set(
         checkpoint_samples=draws[None, :CHECKPOINT_DRAWS],
         checkpoint_iteration=np.array([iterations]),
         checkpoint_seconds=np.array([wall]),
-        method=method,
+        method=spec.method or Path(config).stem,
         label=f"official:{spec.repository}",
         target=target,
         target_settings=target_settings,
@@ -165,7 +169,7 @@ def anchor_sample_set(
         anchor_repository=spec.repository,
         anchor_commit=commit,
         anchor_script=spec.script,
-        anchor_config=config,
+        anchor_config="+".join([config, *assignments]),
         anchor_threads=int(record["threads"]),
         anchor_changed=json.dumps(record["changed"], sort_keys=True),
         anchor_density_check=json.dumps(density_check, sort_keys=True),
@@ -173,44 +177,56 @@ def anchor_sample_set(
     )
 
 
-#: The project method each official repository implements.
-METHOD_OF = {"longinYu/KSIVI": "ksivi", "longinYu/SIVISM": "sivi_sm"}
+@dataclasses.dataclass(frozen=True)
+class OfficialRun:
+    """One official training: a script of a checkout at a shipped config and a seed, with the
+    options set from outside (``assignments``, ``KEY=VALUE``) and the waveform split to supply
+    when the script reads one."""
+
+    repo: Path
+    spec: OfficialScript
+    config: str
+    seed: int
+    assignments: tuple[str, ...] = ()
+    waveform: Path | None = None
+    threads: int = 1
+    draws: int = 10_000
 
 
-def train_official(
-    repo: Path,
-    spec: OfficialScript,
-    config: str,
-    seed: int,
-    draws: int,
-    assignments: tuple[str, ...],
-    match: TargetMatch,
-    waveform: Path | None,
-    threads: int,
-    points: np.ndarray | None,
-    run_dir: Path,
-) -> None:
+def train_official(run: OfficialRun, run_dir: Path, points: np.ndarray | None = None) -> None:
     """Train the official script in a subprocess, in a scratch copy of the checkout's layout;
-    its draws and record land in ``run_dir/official``, its output in ``run_dir/official.log``."""
+    its draws and record land in ``run_dir/official``, its output in ``run_dir/official.log``.
+    With ``points`` the official log-density there is written too (``official_logp.npy``)."""
+    spec = run.spec
     run_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="anchor-") as scratch:
         workdir = Path(scratch) / "work"
-        lay_out_workdir(repo, workdir, waveform if match.needs_waveform else None)
+        lay_out_workdir(run.repo / spec.root, workdir, run.waveform)
         command = [
             sys.executable,
-            str(OFFICIAL),
-            *("--repo", str(repo), "--script", spec.script, "--config", config),
-            *("--seed", str(seed), "--draws", str(draws), "--out", str(run_dir / "official")),
-            *(arg for assignment in assignments for arg in ("--set", assignment)),
+            str(OFFICIAL.with_name(spec.driver)),
+            *("--repo", str(run.repo), "--script", spec.script, "--config", run.config),
+            *("--seed", str(run.seed), "--draws", str(run.draws)),
+            *("--out", str(run_dir / "official")),
+            *(arg for assignment in run.assignments for arg in ("--set", assignment)),
         ]
         if points is not None:
             np.save(Path(scratch) / "points.npy", points)
             command += ["--logp-at", str(Path(scratch) / "points.npy")]
-        env = os.environ | {name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+        threads = str(run.threads)
+        env = os.environ | {name: threads for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
         with open(run_dir / "official.log", "w", encoding="utf-8") as log:
             done = subprocess.run(command, cwd=workdir, env=env, stdout=log, stderr=log)
     if done.returncode != 0:
-        raise AnchorError(f"{spec.script} --config {config} failed: see {run_dir / 'official.log'}")
+        raise AnchorError(
+            f"{spec.script} --config {run.config} failed: see {run_dir / 'official.log'}"
+        )
+
+
+def run_folder(spec: OfficialScript, config: str, assignments: tuple[str, ...] = ()) -> Path:
+    """``<owner>+<name>/<script path>/<config path>[+KEY=VALUE...]``, below the output folder."""
+    variant = "+".join([str(Path(config).with_suffix("")), *assignments])
+    return Path(spec.repository.replace("/", "+")) / Path(spec.script).with_suffix("") / variant
 
 
 def run_one(
@@ -239,7 +255,7 @@ def run_one(
         raise AnchorError(f"unknown script {script!r}; known: {sorted(SCRIPTS)}")
     spec = SCRIPTS[script]
     repo = repo.resolve()
-    match = match_of(official_target_of(repo, config))
+    match = match_of(official_target_of(repo, spec, config))
     if match.needs_waveform and waveform is None:
         raise AnchorError(f"{config} reads datasets/waveform.mat: give the split with --waveform")
     ref = artifacts.read(reference, artifacts.REFERENCE_DRAWS)
@@ -248,8 +264,7 @@ def run_one(
             f"{reference} holds target {ref.attrs['target']!r}; {config} needs {match.target!r}"
         )
     target = make_target(match.target, json.loads(ref.attrs["target_settings"]))
-    variant = "+".join([Path(config).stem, *assignments])
-    run_dir = out / spec.repository.replace("/", "+") / Path(script).stem / variant / f"seed{seed}"
+    run_dir = out / run_folder(spec, config, assignments) / f"seed{seed}"
     ref_draws = ref.draws.values.reshape(-1, ref.sizes["param"])
     points = ref_draws[:: max(1, len(ref_draws) // DENSITY_CHECK_POINTS)]
     samples_path = run_dir / "samples.zarr"
@@ -259,19 +274,17 @@ def run_one(
         )
     result = run_dir / "official"
     if not (result / "run.json").exists():  # kept: a failed scoring does not retrain
-        train_official(
+        official = OfficialRun(
             repo,
             spec,
             config,
             seed,
-            draws,
             assignments,
-            match,
-            waveform,
+            waveform if match.needs_waveform else None,
             threads,
-            points if target.dim <= 2 else None,
-            run_dir,
+            draws,
         )
+        train_official(official, run_dir, points if target.dim <= 2 else None)
     record = json.loads((result / "run.json").read_text("utf-8"))
     density_check: dict = {"checked": False}
     if (result / "official_logp.npy").exists():
@@ -289,11 +302,11 @@ def run_one(
         record,
         spec=spec,
         config=config,
+        assignments=assignments,
         commit=commit_of(repo),
         target=match.target,
         target_settings=to_json(target.settings),
         param_names=target.param_names(),
-        method=METHOD_OF[spec.repository],
         density_check=density_check,
     )
     artifacts.write(sample_set, samples_path, artifacts.SAMPLE_SET)

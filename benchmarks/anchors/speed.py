@@ -53,23 +53,14 @@ def official_seconds(
     anchor: Anchor, repo: Path, iterations: int, waveform: Path, scratch: Path
 ) -> float:
     """Seconds per 1000 iterations of the official ``learn()``, shortened to ``iterations``."""
-    official = yaml.safe_load((repo / "configs" / anchor.config).read_text("utf-8"))
+    spec = SCRIPTS[anchor.script]
+    official = yaml.safe_load((repo / spec.root / "configs" / anchor.config).read_text("utf-8"))
     epochs = max(1, iterations // official["train"]["num_perepoch"])
     match = run.match_of(official["target_score"])
-    out = scratch / f"{Path(anchor.script).stem}-{anchor.config}"
-    run.train_official(
-        repo,
-        SCRIPTS[anchor.script],
-        anchor.config,
-        0,
-        10,
-        (*anchor.assignments, f"train.num_epochs={epochs}"),
-        match,
-        waveform,
-        1,
-        None,
-        out,
-    )
+    out = scratch / run.run_folder(spec, anchor.config, anchor.assignments)
+    assignments = (*anchor.assignments, f"train.num_epochs={epochs}")
+    waveform = waveform if match.needs_waveform else None
+    run.train_official(run.OfficialRun(repo, spec, anchor.config, 0, assignments, waveform), out)
     record = json.loads((out / "official" / "run.json").read_text("utf-8"))
     return 1000 * record["wall_seconds"] / record["iterations"]
 

@@ -41,8 +41,9 @@ class Anchor:
         return SCRIPTS[self.script].repository
 
 
-#: The affordable official runs, cheapest evidence first (seconds per 1000 iterations on one
-#: core of this machine, measured: KSIVI 2-D ~9, SIVI-SM 2-D ~16, both LR scripts ~5).
+#: The affordable official runs, in the order they run (seconds per 1000 iterations on one core
+#: of this machine, measured: KSIVI 2-D ~9, SIVI-SM 2-D ~7; AISIVI's bsivi 8-32 and aisivi
+#: 70-130 on its 4000-iteration toys; see scripts.NOT_RUNNABLE for the rest).
 ANCHORS = (
     Anchor("sivistein_2d.py", "banana.yml"),
     Anchor("sivistein_2d.py", "multimodal.yml"),
@@ -54,11 +55,17 @@ ANCHORS = (
     Anchor("sivism_2d.py", "banana.yml"),
     Anchor("sivism_2d.py", "x_shaped.yml"),
     Anchor("sivistein_2d.py", "banana.yml", ("train.ustat=true",)),
+    Anchor("experiments/toy_examples/run.py", "banana/bsivi.yml"),
+    Anchor("experiments/toy_examples/run.py", "multimodal/bsivi.yml"),
+    Anchor("experiments/toy_examples/run.py", "x_shaped/bsivi.yml"),
+    Anchor("experiments/toy_examples/run.py", "x_shaped/aisivi.yml"),
+    Anchor("experiments/toy_examples/run.py", "multimodal/aisivi.yml"),
 )
 
 
 def _official_target(anchor: Anchor, repos: dict[str, Path]) -> str:
-    return TARGETS[run.official_target_of(repos[anchor.repository], anchor.config)].target
+    spec = SCRIPTS[anchor.script]
+    return TARGETS[run.official_target_of(repos[anchor.repository], spec, anchor.config)].target
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -78,17 +85,10 @@ def main(argv: list[str] | None = None) -> None:
         if anchor.repository not in repos or args.only not in anchor.repository:
             continue
         reference = args.references / f"{_official_target(anchor, repos)}.zarr"
+        spec = SCRIPTS[anchor.script]
+        folder = args.out / run.run_folder(spec, anchor.config, anchor.assignments)
         for seed in args.seeds:
-            variant = "+".join([Path(anchor.config).stem, *anchor.assignments])
-            done = (
-                args.out
-                / anchor.repository.replace("/", "+")
-                / Path(anchor.script).stem
-                / variant
-                / f"seed{seed}"
-                / "metrics.zarr"
-            )
-            if not done.exists():
+            if not (folder / f"seed{seed}" / "metrics.zarr").exists():
                 jobs.append((anchor, seed, reference))
     print(f"{len(jobs)} official runs to do", flush=True)
     with concurrent.futures.ProcessPoolExecutor(max_workers=args.jobs) as pool:
