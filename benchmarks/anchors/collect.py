@@ -147,17 +147,22 @@ def markdown(rows: list[dict[str, object]], speed: dict | None) -> str:
             f"Seconds per 1000 iterations, {speed['iterations']} iterations each, one thread,"
             " one run after the other (`python benchmarks/anchors/speed.py`). The official"
             " figure is its whole `learn()` loop (with the per-epoch draws and saves the script"
-            " does, plots off); the project's is its training loop's own clock.",
+            " does, plots off); the project's is its training loop's own clock. The hours"
+            " extrapolate both to the shipped config's full length (the diffusion and the BNN"
+            " are timed only: hours per seed here).",
             "",
-            "| repository | config | target | label | official | this project | ratio |",
-            "|---|---|---|---|---|---|---|",
+            "| repository | config | target | label | official | this project | ratio "
+            "| full length | official h | project h |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in speed["results"]:
             ratio = r["official_seconds_per_1000"] / r["project_seconds_per_1000"]
             lines.append(
                 f"| {r['repo']} | {r['config']} | {r['target']} | {r['label']} "
                 f"| {r['official_seconds_per_1000']:.2f} | {r['project_seconds_per_1000']:.2f} "
-                f"| {ratio:.2f} |"
+                f"| {ratio:.2f} | {r['official_iterations']} "
+                f"| {r['official_hours_at_full_length']:.2f} "
+                f"| {r['project_hours_at_full_length']:.2f} |"
             )
         lines.append("")
     lines += [

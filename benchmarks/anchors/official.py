@@ -69,15 +69,18 @@ def seed_everything(seed: int) -> None:
 
 def plots_off(module: ModuleType, spec: OfficialScript, config: object) -> dict[str, object]:
     """Switch the script's plotting off; returns what was changed, for the run record."""
-    if spec.plots == "visual_time":
+    changed: dict[str, object] = {}
+    if spec.plots_every_visual_time:
         before = config.sampling.visual_time
         config.sampling.visual_time = config.train.num_epochs + 1
-        return {"sampling.visual_time": [before, config.sampling.visual_time]}
+        changed["sampling.visual_time"] = [before, config.sampling.visual_time]
     target_class = module.target_distribution[config.target_score]
-    for klass in target_class.__mro__:
-        if "contour_plot" in vars(klass):
-            klass.contour_plot = lambda self, *args, **kwargs: None
-    return {f"{target_class.__name__}.contour_plot": "no-op"}
+    for name in spec.plots:
+        for klass in target_class.__mro__:
+            if name in vars(klass):
+                setattr(klass, name, lambda self, *args, **kwargs: None)
+        changed[f"{target_class.__name__}.{name}"] = "no-op"
+    return changed
 
 
 def apply_overrides(config: object, assignments: list[str]) -> dict[str, object]:

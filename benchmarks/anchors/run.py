@@ -256,6 +256,8 @@ def run_one(
     spec = SCRIPTS[script]
     repo = repo.resolve()
     match = match_of(official_target_of(repo, spec, config))
+    if match.timed_only:
+        raise AnchorError(f"{config}: {match.note}; time it with speed.py instead")
     if match.needs_waveform and waveform is None:
         raise AnchorError(f"{config} reads datasets/waveform.mat: give the split with --waveform")
     ref = artifacts.read(reference, artifacts.REFERENCE_DRAWS)

@@ -22,10 +22,11 @@ class OfficialScript:
       script's namespace (``""``: the script's own ``parse_config``);
     - ``task_takes_date``: the class is built as ``Task("", config=config)`` (SIVI-SM) rather
       than ``Task(config)`` (KSIVI);
-    - ``plots``: how plotting is switched off from the outside: ``"contour"`` replaces the
-      target class's ``contour_plot`` with a no-op; ``"visual_time"`` sets
-      ``sampling.visual_time`` past the last epoch (the LR scripts plot and print a held-out
-      score only every ``visual_time`` epochs);
+    - ``plots``: how plotting is switched off from the outside: the target class's methods
+      named here become no-ops (the 2-D scripts' ``contour_plot``, the diffusion's
+      ``trace_plot``); with ``plots_every_visual_time`` also ``sampling.visual_time`` is set
+      past the last epoch (the LR and BNN scripts plot, and print held-out scores, every
+      ``visual_time`` epochs);
     - ``argv``: extra command-line arguments the script's parser expects;
     - ``method``: the project method the script implements (``""``: the config file's stem,
       for a repository whose configs name the method, as AISIVI's ``banana/bsivi.yml``);
@@ -39,7 +40,8 @@ class OfficialScript:
     task: str = ""
     config_module: str = ""
     task_takes_date: bool = False
-    plots: str = "contour"
+    plots: tuple[str, ...] = ("contour_plot",)
+    plots_every_visual_time: bool = False
     argv: tuple[str, ...] = ()
     method: str = ""
     root: str = ""
@@ -64,8 +66,28 @@ SCRIPTS: dict[str, OfficialScript] = {
             "sivistein_lr.py",
             "KernelSIVI_lr",
             "utils.parse_config",
-            plots="visual_time",
+            plots=(),
+            plots_every_visual_time=True,
             argv=("--baseline_sample", "SGLD_trace/parallel_SGLD_LRwaveform.pt"),
+            method="ksivi",
+        ),
+        # the diffusion and the BNN: timed only (speed.py), their full length is hours here
+        OfficialScript(
+            "longinYu/KSIVI",
+            "sivistein_langevin_post.py",
+            "KernelSIVI_langevin",
+            "utils.parse_config",
+            plots=("trace_plot",),
+            plots_every_visual_time=True,
+            method="ksivi",
+        ),
+        OfficialScript(
+            "longinYu/KSIVI",
+            "sivistein_bnn.py",
+            "KernelSIVI_bnn",
+            "utils.parse_config",
+            plots=(),
+            plots_every_visual_time=True,
             method="ksivi",
         ),
         OfficialScript(
@@ -76,7 +98,8 @@ SCRIPTS: dict[str, OfficialScript] = {
             "sivism_lr.py",
             "SIVISM",
             task_takes_date=True,
-            plots="visual_time",
+            plots=(),
+            plots_every_visual_time=True,
             argv=("--baseline_sample", "SGLD_LR/parallel_SGLD_LRwaveform.pt"),
             method="sivi_sm",
         ),
@@ -106,6 +129,8 @@ class TargetMatch:
     note: str
     #: the official target reads ``datasets/waveform.mat``: the runner supplies the split
     needs_waveform: bool = False
+    #: a target of the same size but not the same posterior: its runs are timed, not scored
+    timed_only: bool = False
 
 
 #: Official ``target_score`` → project target. The 2-D densities are checked numerically by
@@ -128,6 +153,19 @@ TARGETS: dict[str, TargetMatch] = {
         "logistic regression, N(0, 100 I) prior, on the 400/4600 waveform split (the file the "
         "runner is given; KSIVI's repository does not ship it)",
         needs_waveform=True,
+    ),
+    "Langevin_post": TargetMatch(
+        "diffusion",
+        "KSIVI's conditioned diffusion: 100 steps, 20 noisy observations of a path it simulates "
+        "itself (torch seed 2022); the project's diffusion draws its own path",
+        timed_only=True,
+    ),
+    "Bnn_boston": TargetMatch(
+        "bnn_diabetes",
+        "KSIVI's BNN on Boston housing (13 features, 50 hidden units, 751 parameters); the "
+        "project's BNN target is the diabetes data (10 features, 50 hidden units): the cost "
+        "of an iteration compares, the posteriors do not",
+        timed_only=True,
     ),
 }
 
