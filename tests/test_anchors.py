@@ -122,6 +122,10 @@ def make_fake_repo(root: Path, rho: float = 0.9) -> tuple[Path, str]:
     return repo, commit
 
 
+def fake_run(repo: Path, config: str = "tiny.yml") -> run.OfficialRun:
+    return run.OfficialRun(repo, run.SCRIPTS["sivistein_2d.py"], config, 0, draws=1000)
+
+
 @pytest.fixture(scope="module")
 def banana_reference(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("reference") / "banana.zarr"
@@ -134,9 +138,8 @@ def anchored(tmp_path_factory, banana_reference) -> tuple[Path, str, Path]:
     root = tmp_path_factory.mktemp("anchor")
     repo, commit = make_fake_repo(root)
     out = root / "runs"
-    metrics = run.run_one(
-        repo, "sivistein_2d.py", "tiny.yml", 3, banana_reference, out, draws=2000, scored_draws=1500
-    )
+    official = run.OfficialRun(repo, run.SCRIPTS["sivistein_2d.py"], "tiny.yml", 3, draws=2000)
+    metrics = run.run_one(official, banana_reference, out, scored_draws=1500)
     return metrics, commit, out
 
 
@@ -204,13 +207,13 @@ def test_collect_writes_one_row_per_metric(anchored, tmp_path) -> None:
 def test_a_different_official_density_is_refused(tmp_path, banana_reference) -> None:
     repo, _ = make_fake_repo(tmp_path, rho=0.5)
     with pytest.raises(run.AnchorError, match="is not project banana"):
-        run.run_one(repo, "sivistein_2d.py", "tiny.yml", 0, banana_reference, tmp_path / "o")
+        run.run_one(fake_run(repo), banana_reference, tmp_path / "o")
 
 
 def test_unknown_config_names_the_shipped_ones(tmp_path, banana_reference) -> None:
     repo, _ = make_fake_repo(tmp_path)
     with pytest.raises(run.AnchorError, match=r"shipped: \['tiny.yml'\]"):
-        run.run_one(repo, "sivistein_2d.py", "nope.yml", 0, banana_reference, tmp_path / "o")
+        run.run_one(fake_run(repo, "nope.yml"), banana_reference, tmp_path / "o")
 
 
 def test_waveform_split_is_written_where_the_script_reads_it(tmp_path) -> None:
@@ -224,3 +227,18 @@ def test_waveform_split_is_written_where_the_script_reads_it(tmp_path) -> None:
     written = scipy.io.loadmat(tmp_path / "work" / "datasets" / "waveform.mat")
     np.testing.assert_array_equal(written["X_train"], np.eye(3))
     assert (tmp_path / "work" / "configs" / "tiny.yml").is_file()
+
+
+def test_an_option_set_from_outside_is_recorded(tmp_path, banana_reference) -> None:
+    """The U-statistic variant of a shipped config: the option is set on the parsed config,
+    recorded as changed, and the config column names it."""
+    repo, _ = make_fake_repo(tmp_path)
+    official = run.OfficialRun(
+        repo, run.SCRIPTS["sivistein_2d.py"], "tiny.yml", 1, ("train.ustat=true",), draws=1000
+    )
+    metrics = run.run_one(official, banana_reference, tmp_path / "o")
+    assert metrics.parent.parent.name == "tiny+train.ustat=true"
+    attrs = artifacts.read(metrics.with_name("samples.zarr"), artifacts.SAMPLE_SET).attrs
+    assert attrs["anchor_config"] == "tiny.yml+train.ustat=true"
+    assert json.loads(attrs["anchor_changed"])["train.ustat"] == [False, True]
+    assert json.loads(attrs["settings"])["train"]["ustat"] is True

@@ -229,92 +229,72 @@ def run_folder(spec: OfficialScript, config: str, assignments: tuple[str, ...] =
     return Path(spec.repository.replace("/", "+")) / Path(spec.script).with_suffix("") / variant
 
 
-def run_one(
-    repo: Path,
-    script: str,
-    config: str,
-    seed: int,
-    reference: Path,
-    out: Path,
-    threads: int = 1,
-    draws: int = 10_000,
-    waveform: Path | None = None,
-    assignments: tuple[str, ...] = (),
-    scored_draws: int = SCORED_DRAWS,
-) -> Path:
-    """Train, convert and score one official run; returns the MetricSet's path. A run whose
-    SampleSet exists is only scored again.
-    ``assignments`` (``KEY=VALUE``) set options the shipped config offers in a comment; the
-    run's folder is then ``<config>+<KEY=VALUE>...``."""
+def checked_density(
+    official_logp: Path, target: object, points: np.ndarray, match: TargetMatch
+) -> dict[str, object]:
+    """The density check of a 2-D anchor: the spread of log p_official − log p_project at
+    ``points`` (:func:`density_spread`); raises when it exceeds :data:`DENSITY_TOLERANCE`."""
     import torch
 
+    if not official_logp.exists():
+        return {"checked": False}
+    with torch.no_grad():
+        project = target.log_prob(torch.as_tensor(points)).numpy()
+    spread = density_spread(np.load(official_logp), project)
+    if not spread <= DENSITY_TOLERANCE:
+        raise AnchorError(
+            f"the official target is not project {match.target}: log-density differences "
+            f"spread {spread:.3g} over {len(points)} points"
+        )
+    return {"checked": True, "points": len(points), "spread": spread}
+
+
+def run_one(
+    official: OfficialRun, reference: Path, out: Path, scored_draws: int = SCORED_DRAWS
+) -> Path:
+    """Train, convert and score one official run; returns the MetricSet's path. Its folder
+    below ``out`` is :func:`run_folder`; a run whose SampleSet exists is only scored again,
+    one whose official draws exist is not trained again."""
     from sivi_engine.steps.evaluate import evaluate
     from sivi_engine.targets import make_target
 
-    if script not in SCRIPTS:
-        raise AnchorError(f"unknown script {script!r}; known: {sorted(SCRIPTS)}")
-    spec = SCRIPTS[script]
-    repo = repo.resolve()
-    match = match_of(official_target_of(repo, spec, config))
+    spec, config = official.spec, official.config
+    match = match_of(official_target_of(official.repo, spec, config))
     if match.timed_only:
         raise AnchorError(f"{config}: {match.note}; time it with speed.py instead")
-    if match.needs_waveform and waveform is None:
+    if match.needs_waveform and official.waveform is None:
         raise AnchorError(f"{config} reads datasets/waveform.mat: give the split with --waveform")
+    if not match.needs_waveform:
+        official = dataclasses.replace(official, waveform=None)
     ref = artifacts.read(reference, artifacts.REFERENCE_DRAWS)
     if ref.attrs["target"] != match.target:
         raise AnchorError(
             f"{reference} holds target {ref.attrs['target']!r}; {config} needs {match.target!r}"
         )
-    target = make_target(match.target, json.loads(ref.attrs["target_settings"]))
-    run_dir = out / run_folder(spec, config, assignments) / f"seed{seed}"
-    ref_draws = ref.draws.values.reshape(-1, ref.sizes["param"])
-    points = ref_draws[:: max(1, len(ref_draws) // DENSITY_CHECK_POINTS)]
+    run_dir = out / run_folder(spec, config, official.assignments) / f"seed{official.seed}"
     samples_path = run_dir / "samples.zarr"
-    if samples_path.exists():
-        return evaluate(
-            samples_path, reference, run_dir / "metrics.zarr", {"num_draws": scored_draws}, "cpu"
+    if not samples_path.exists():
+        target = make_target(match.target, json.loads(ref.attrs["target_settings"]))
+        ref_draws = ref.draws.values.reshape(-1, ref.sizes["param"])
+        points = ref_draws[:: max(1, len(ref_draws) // DENSITY_CHECK_POINTS)]
+        result = run_dir / "official"
+        if not (result / "run.json").exists():
+            train_official(official, run_dir, points if target.dim <= 2 else None)
+        sample_set = anchor_sample_set(
+            np.load(result / "draws.npy"),
+            json.loads((result / "run.json").read_text("utf-8")),
+            spec=spec,
+            config=config,
+            assignments=official.assignments,
+            commit=commit_of(official.repo),
+            target=match.target,
+            target_settings=to_json(target.settings),
+            param_names=target.param_names(),
+            density_check=checked_density(result / "official_logp.npy", target, points, match),
         )
-    result = run_dir / "official"
-    if not (result / "run.json").exists():  # kept: a failed scoring does not retrain
-        official = OfficialRun(
-            repo,
-            spec,
-            config,
-            seed,
-            assignments,
-            waveform if match.needs_waveform else None,
-            threads,
-            draws,
-        )
-        train_official(official, run_dir, points if target.dim <= 2 else None)
-    record = json.loads((result / "run.json").read_text("utf-8"))
-    density_check: dict = {"checked": False}
-    if (result / "official_logp.npy").exists():
-        with torch.no_grad():
-            project = target.log_prob(torch.as_tensor(points)).numpy()
-        spread = density_spread(np.load(result / "official_logp.npy"), project)
-        density_check = {"checked": True, "points": len(points), "spread": spread}
-        if not spread <= DENSITY_TOLERANCE:
-            raise AnchorError(
-                f"official {record['official_target']} is not project {match.target}: "
-                f"log-density differences spread {spread:.3g} over {len(points)} points"
-            )
-    sample_set = anchor_sample_set(
-        np.load(result / "draws.npy"),
-        record,
-        spec=spec,
-        config=config,
-        assignments=assignments,
-        commit=commit_of(repo),
-        target=match.target,
-        target_settings=to_json(target.settings),
-        param_names=target.param_names(),
-        density_check=density_check,
-    )
-    artifacts.write(sample_set, samples_path, artifacts.SAMPLE_SET)
-    return evaluate(
-        samples_path, reference, run_dir / "metrics.zarr", {"num_draws": scored_draws}, "cpu"
-    )
+        artifacts.write(sample_set, samples_path, artifacts.SAMPLE_SET)
+    overrides = {"num_draws": scored_draws}
+    return evaluate(samples_path, reference, run_dir / "metrics.zarr", overrides, "cpu")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -335,20 +315,19 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not (args.repo / args.script).is_file():
         parser.error(f"--repo {args.repo} has no {args.script}")
+    spec = SCRIPTS[args.script]
     for seed in args.seeds:
-        metrics = run_one(
-            args.repo,
-            args.script,
+        official = OfficialRun(
+            args.repo.resolve(),
+            spec,
             args.config,
             seed,
-            args.reference,
-            args.out,
+            tuple(args.set),
+            args.waveform,
             args.threads,
             args.draws,
-            args.waveform,
-            tuple(args.set),
-            args.scored_draws,
         )
+        metrics = run_one(official, args.reference, args.out, args.scored_draws)
         print(f"wrote {metrics}")
 
 

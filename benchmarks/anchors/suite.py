@@ -95,16 +95,16 @@ def main(argv: list[str] | None = None) -> None:
         futures = {
             pool.submit(
                 run.run_one,
-                repos[anchor.repository],
-                anchor.script,
-                anchor.config,
-                seed,
+                run.OfficialRun(
+                    repos[anchor.repository].resolve(),
+                    SCRIPTS[anchor.script],
+                    anchor.config,
+                    seed,
+                    anchor.assignments,
+                    args.waveform,
+                ),
                 reference,
                 args.out,
-                1,
-                10_000,
-                args.waveform,
-                anchor.assignments,
             ): (anchor, seed)
             for anchor, seed, reference in jobs
         }
