@@ -3,6 +3,7 @@ settings of its method and target; every reproduction row points at a configured
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,18 @@ def test_paper_reproduction_rows_point_at_configured_runs() -> None:
         spec = config["methods"][row.method]
         assert row.target in spec.get("targets", config["targets"]), row
         assert metric_info.info(row.metric) is not metric_info.UNKNOWN, row
+
+
+def test_anchored_rows_name_an_official_configuration_the_suite_runs() -> None:
+    """A row's (anchor_repo, anchor_config) is a configuration of benchmarks/anchors/suite.py,
+    and the anchors file the report reads is committed."""
+    sys.path.insert(0, str(ROOT / "benchmarks" / "anchors"))
+    from suite import ANCHORS
+
+    known = {(a.repository, "+".join([a.config, *a.assignments])) for a in ANCHORS}
+    config = load(ROOT / "config/paper.yaml")
+    anchored = [row for row in parse_rows(config) if row.anchor_repo]
+    assert anchored
+    for row in anchored:
+        assert (row.anchor_repo, row.anchor_config) in known, row
+    assert (ROOT / config["anchors"]).is_file()

@@ -70,9 +70,15 @@ def commit_of(repo: Path) -> str:
 
 
 def official_target_of(repo: Path, spec: OfficialScript, config: str) -> str:
-    """The ``target_score`` of a shipped config (``<root>/configs/NAME`` in the checkout)."""
+    """The official target a config trains on: its ``target_score`` (``<root>/configs/NAME``
+    in the checkout), or the script's own entry in ``spec.configs``."""
     import yaml
 
+    if spec.configs:
+        named = dict(spec.configs)
+        if config not in named:
+            raise AnchorError(f"{spec.script} has no config {config!r}; known: {sorted(named)}")
+        return named[config]
     configs = repo / spec.root / "configs"
     path = configs / config
     if not path.is_file():
@@ -152,7 +158,7 @@ def anchor_sample_set(
         checkpoint_samples=draws[None, :CHECKPOINT_DRAWS],
         checkpoint_iteration=np.array([iterations]),
         checkpoint_seconds=np.array([wall]),
-        method=spec.method or Path(config).stem,
+        method=record.get("method") or spec.method or Path(config).stem,
         label=f"official:{spec.repository}",
         target=target,
         target_settings=target_settings,
@@ -191,6 +197,7 @@ class OfficialRun:
     waveform: Path | None = None
     threads: int = 1
     draws: int = 10_000
+    python: str = sys.executable  # the interpreter that runs the driver
 
 
 def train_official(run: OfficialRun, run_dir: Path, points: np.ndarray | None = None) -> None:
@@ -203,7 +210,7 @@ def train_official(run: OfficialRun, run_dir: Path, points: np.ndarray | None = 
         workdir = Path(scratch) / "work"
         lay_out_workdir(run.repo / spec.root, workdir, run.waveform)
         command = [
-            sys.executable,
+            run.python,
             str(OFFICIAL.with_name(spec.driver)),
             *("--repo", str(run.repo), "--script", spec.script, "--config", run.config),
             *("--seed", str(run.seed), "--draws", str(run.draws)),
@@ -312,6 +319,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. train.ustat=true"
     )
+    parser.add_argument(
+        "--python", default=sys.executable, help="interpreter for the official code's driver"
+    )
     args = parser.parse_args(argv)
     if not (args.repo / args.script).is_file():
         parser.error(f"--repo {args.repo} has no {args.script}")
@@ -326,6 +336,7 @@ def main(argv: list[str] | None = None) -> None:
             args.waveform,
             args.threads,
             args.draws,
+            args.python,
         )
         metrics = run_one(official, args.reference, args.out, args.scored_draws)
         print(f"wrote {metrics}")

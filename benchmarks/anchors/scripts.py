@@ -32,7 +32,11 @@ class OfficialScript:
       for a repository whose configs name the method, as AISIVI's ``banana/bsivi.yml``);
     - ``root``: the folder of the checkout the script reads ``configs/`` and ``datasets/``
       from, relative to the working directory (``""``: the checkout's root);
-    - ``driver``: the file beside this one that trains the script in a subprocess.
+    - ``driver``: the file beside this one that trains the script in a subprocess (run by
+      the interpreter the user names for the repository: a TensorFlow or JAX environment);
+    - ``configs``: for a script without config files, the names the driver takes as
+      ``--config`` and the official target each one trains on (empty: YAML files under
+      ``<root>/configs`` whose ``target_score`` names the target).
     """
 
     repository: str
@@ -46,6 +50,7 @@ class OfficialScript:
     method: str = ""
     root: str = ""
     driver: str = "official.py"
+    configs: tuple[tuple[str, str], ...] = ()
 
 
 SCRIPTS: dict[str, OfficialScript] = {

@@ -71,6 +71,13 @@ def _official_target(anchor: Anchor, repos: dict[str, Path]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repo", action="append", default=[], metavar="OWNER/NAME=PATH")
+    parser.add_argument(
+        "--python",
+        action="append",
+        default=[],
+        metavar="OWNER/NAME=PATH",
+        help="interpreter for a repository's driver (default: this one)",
+    )
     parser.add_argument("--waveform", type=Path, required=True)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--jobs", type=int, default=2)
@@ -78,8 +85,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--references", type=Path, default=ROOT / "results/reference")
     parser.add_argument("--out", type=Path, default=ROOT / "results/anchors")
     args = parser.parse_args(argv)
-    repos = dict(item.split("=", 1) for item in args.repo)
-    repos = {name: Path(path) for name, path in repos.items()}
+    repos = {name: Path(path) for name, path in (item.split("=", 1) for item in args.repo)}
+    pythons = dict(item.split("=", 1) for item in args.python)
     jobs = []
     for anchor in ANCHORS:
         if anchor.repository not in repos or args.only not in anchor.repository:
@@ -102,6 +109,7 @@ def main(argv: list[str] | None = None) -> None:
                     seed,
                     anchor.assignments,
                     args.waveform,
+                    python=pythons.get(anchor.repository, sys.executable),
                 ),
                 reference,
                 args.out,
