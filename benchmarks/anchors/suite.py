@@ -60,6 +60,17 @@ ANCHORS = (
     Anchor("experiments/toy_examples/run.py", "x_shaped/bsivi.yml"),
     Anchor("experiments/toy_examples/run.py", "x_shaped/aisivi.yml"),
     Anchor("experiments/toy_examples/run.py", "multimodal/aisivi.yml"),
+    # SIVI (TensorFlow 2 interpreter: --python mingzhang-yin/SIVI=...), 5000 iterations: 2-D
+    # ~1-2 s, waveform ~3 s per 1000; pvi's SM (JAX interpreter: --python jenninglim/pvi=...),
+    # toys 15000 and waveform 20000 updates: 12-21 and 5.6 s per 1000
+    Anchor("SIVI_2d.py", "xshape"),
+    Anchor("SIVI_2d.py", "banana"),
+    Anchor("SIVI_2d.py", "gmm2d"),
+    Anchor("SIVI_LR.py", "waveform"),
+    Anchor("scripts/sec_5.3/runner.py", "waveform-sm"),
+    Anchor("scripts/sec_5.2/run.py", "xshape-sm"),
+    Anchor("scripts/sec_5.2/run.py", "banana-sm"),
+    Anchor("scripts/sec_5.2/run.py", "multimodal-sm"),
 )
 
 
@@ -81,7 +92,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--waveform", type=Path, required=True)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--only", default="", help="run only anchors whose repository has this")
+    parser.add_argument(
+        "--only", default="", help="run only anchors whose 'repository script config' has this"
+    )
     parser.add_argument("--references", type=Path, default=ROOT / "results/reference")
     parser.add_argument("--out", type=Path, default=ROOT / "results/anchors")
     args = parser.parse_args(argv)
@@ -89,7 +102,8 @@ def main(argv: list[str] | None = None) -> None:
     pythons = dict(item.split("=", 1) for item in args.python)
     jobs = []
     for anchor in ANCHORS:
-        if anchor.repository not in repos or args.only not in anchor.repository:
+        name = f"{anchor.repository} {anchor.script} {anchor.config}"
+        if anchor.repository not in repos or args.only not in name:
             continue
         reference = args.references / f"{_official_target(anchor, repos)}.zarr"
         spec = SCRIPTS[anchor.script]
