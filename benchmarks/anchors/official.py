@@ -133,6 +133,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(filename=Path(config.log_path) / "final.log", level=logging.INFO)
     module.logger = logging.getLogger(spec.script)
     changed = plots_off(module, spec, config) | apply_overrides(config, args.set)
+    for name, value in spec.config_attrs:
+        setattr(config, name, value)
+        changed[name] = value
 
     seed_everything(args.seed)
     task_class = getattr(module, spec.task)
