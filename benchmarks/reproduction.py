@@ -46,6 +46,7 @@ AFFORDABLE = {
     ("banana", "sivi_sm"): "50k iterations, ~10 s per 1000",
     ("x_shaped", "sivi_sm"): "50k iterations, ~10 s per 1000",
     ("x_shaped", "sivi"): "5k iterations",
+    ("blr_waveform", "sivi"): "5k iterations",
 }
 #: Why the other rows are not run on this machine.
 NOT_RUN = {
@@ -74,18 +75,11 @@ def run_pairs(
         extra.write_text(yaml.safe_dump(overlay), "utf-8")
         configs = ["--configfile", str(CONFIG), str(extra)]
         run([snakemake, "--cores", str(cores), *configs, "--", *metrics])
-        table = Path(scratch) / "metrics.zarr"
-        run([sys.executable, "-c", _COMBINE, str(table), *metrics])
-        return pd.read_csv(table.with_suffix(".csv"))
+    from sivi_engine import artifacts
+    from sivi_engine.report import tables
 
-
-#: Combine MetricSets into the tidy CSV the report writes (the report's own function).
-_COMBINE = (
-    "import sys; from pathlib import Path; from sivi_engine import artifacts;"
-    "from sivi_engine.report.build import write_metric_table;"
-    "sets = [artifacts.read(p, artifacts.METRIC_SET) for p in sys.argv[2:]];"
-    "write_metric_table(artifacts.combine_metric_sets(sets), Path(sys.argv[1]))"
-)
+    sets = [artifacts.read(ROOT / path, artifacts.METRIC_SET) for path in metrics]
+    return tables.tidy_frame(artifacts.combine_metric_sets(sets))
 
 
 def merge_runs(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
