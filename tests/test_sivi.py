@@ -13,11 +13,12 @@ from sivi_engine.families.semi_implicit import (
     elbo_sandwich,
     pairwise_conditional_log_prob,
 )
+from sivi_engine.methods import METHODS
 from sivi_engine.methods.ksivi import KSIVI, KSIVISettings
 from sivi_engine.methods.semi_implicit_common import build_family
 from sivi_engine.methods.sivi import SIVI, SIVISettings, log_mixture_estimate
 from sivi_engine.methods.training import optimise
-from sivi_engine.settings import resolve
+from sivi_engine.settings import SettingsError, resolve
 from sivi_engine.targets import make_target
 
 KS = (10, 100, 1000)
@@ -32,12 +33,48 @@ def test_pairwise_conditional_log_prob_matches_torch_distributions():
     means = torch.randn(5, 3, generator=gen, dtype=torch.float64, requires_grad=True)
     log_sigma = torch.randn(3, generator=gen, dtype=torch.float64, requires_grad=True)
     inputs = [x, means, log_sigma]
-    fast = pairwise_conditional_log_prob(x, means, log_sigma.exp())
+    sigma = log_sigma.exp()
+    normaliser = -log_sigma.sum() - 1.5 * math.log(2 * math.pi)
+    fast = pairwise_conditional_log_prob(x, means, lambda v: v / sigma, normaliser)
     plain = torch.distributions.Normal(means, log_sigma.exp()).log_prob(x[:, None]).sum(-1)
     torch.testing.assert_close(fast, plain, rtol=1e-12, atol=1e-12)
     fast_grads = torch.autograd.grad(fast.sum(), inputs)
     for a, b in zip(fast_grads, torch.autograd.grad(plain.sum(), inputs)):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_full_covariance_conditional_matches_torch_distributions():
+    """With ``full_covariance`` the conditional is N(μ(z), LLᵀ): the draws' own and pairwise
+    log-densities equal MultivariateNormal(μ, scale_tril=L), and the conditional score equals
+    autograd's ∇ₓ of that log-density, to float64 round-off."""
+    torch.manual_seed(0)
+    q = SemiImplicitGaussian(3, 2, hidden=(4,), init_sigma=0.7, full_covariance=True).double()
+    with torch.no_grad():
+        q.lower.copy_(torch.randn(3, 3, dtype=torch.float64))
+        q.log_sigma.copy_(torch.tensor([-0.3, 0.2, 0.5], dtype=torch.float64))
+    tril = q.scale_tril()
+    assert torch.count_nonzero(torch.triu(tril, diagonal=1)) == 0
+    torch.manual_seed(1)
+    draw = q.mixture_draws(6, 5)
+    torch.manual_seed(1)  # the same n + k mixing draws, so the same means
+    means = q.mean(torch.randn(11, 2, dtype=torch.float64))
+    exact = torch.distributions.MultivariateNormal(means[:, None], scale_tril=tril)
+    pairs = exact.log_prob(draw.x[None]).T  # (n, n + k)
+    torch.testing.assert_close(draw.own, pairs[:, :6].diagonal(), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(draw.others, pairs[:, 6:], rtol=1e-12, atol=1e-12)
+    torch.manual_seed(2)
+    sample = q.rsample(4)
+    x = sample.x.detach().requires_grad_()
+    log_q = torch.distributions.MultivariateNormal(q.mean(sample.z), scale_tril=tril).log_prob(x)
+    (score,) = torch.autograd.grad(log_q.sum(), x)
+    torch.testing.assert_close(sample.conditional_score, score, rtol=1e-10, atol=1e-12)
+
+
+def test_uivi_refuses_the_full_covariance_conditional():
+    with pytest.raises(SettingsError, match="'covariance'.*allowed: diagonal"):
+        resolve(METHODS["uivi"].Settings, {"covariance": "full"})
+    with pytest.raises(SettingsError, match="one of diagonal, full"):
+        resolve(METHODS["sivi"].Settings, {"covariance": "dense"})
 
 
 def linear_semi_implicit(a: torch.Tensor, sigma: float) -> SemiImplicitGaussian:

@@ -1,9 +1,12 @@
 """The semi-implicit conditional-Gaussian family (Yin & Zhou 2018; KSIVI, Cheng et al. 2024).
 
-    z ~ N(0, I_{z_dim}),   x | z ~ N(μ_φ(z), diag(σ²)),   i.e.  x = μ_φ(z) + σ ⊙ ε,  ε ~ N(0, I).
+    z ~ N(0, I_{z_dim}),   x | z ~ N(μ_φ(z), LLᵀ),   i.e.  x = μ_φ(z) + L ε,  ε ~ N(0, I),
 
-The marginal q_φ(x) = E_z[q_φ(x | z)] is intractable, but the conditional score is explicit:
-∇_x log q_φ(x | z) = −(x − μ_φ(z)) / σ² = −ε / σ.
+with L = diag(σ) (the papers' toys and KSIVI's experiments) or, with ``full_covariance``, a
+lower-triangular L = diag(σ) + strictly-lower part shared by every z (SIVI's logistic-regression
+code, Yin & Zhou 2018: a learned Cholesky factor of one covariance). The marginal
+q_φ(x) = E_z[q_φ(x | z)] is intractable, but the conditional score is explicit:
+∇_x log q_φ(x | z) = −(LLᵀ)⁻¹(x − μ_φ(z)) = −L⁻ᵀ ε (= −ε / σ for the diagonal L).
 
 Its ELBO, which needs log q_φ(x), is bracketed by the SIVI / DSIVI bounds built from mixtures of
 conditionals (Yin & Zhou 2018; Molchanov et al. 2019), which :func:`elbo_sandwich` estimates.
@@ -12,6 +15,7 @@ conditionals (Yin & Zhou 2018; Molchanov et al. 2019), which :func:`elbo_sandwic
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -47,11 +51,13 @@ def mlp(sizes: tuple[int, ...], activation: type[nn.Module] = nn.ReLU) -> nn.Seq
 
 
 class SemiImplicitGaussian(nn.Module):
-    """x = μ_φ(z) + σ ⊙ ε with an MLP mean μ_φ and a global diagonal σ = exp(log σ).
+    """x = μ_φ(z) + L ε with an MLP mean μ_φ and a global scale L: diagonal, σ = exp(log σ),
+    or with ``full_covariance`` lower-triangular with diagonal σ and a learned strictly-lower
+    part (initially zero).
 
-    ``log σ`` is clamped below at ``log(min_sigma)`` so the conditional score −ε/σ stays bounded.
-    With ``learn_sigma`` False, log σ is a buffer, fixed at ``init_sigma`` (SIVI's 2-D code fixes
-    σ = 0.1; Yin & Zhou 2018).
+    ``log σ`` is clamped below at ``log(min_sigma)`` so the conditional score −L⁻ᵀε stays
+    bounded. With ``learn_sigma`` False, log σ is a buffer, fixed at ``init_sigma`` (SIVI's 2-D
+    code fixes σ = 0.1; Yin & Zhou 2018).
     """
 
     def __init__(
@@ -62,6 +68,7 @@ class SemiImplicitGaussian(nn.Module):
         init_sigma: float = 1.0,
         min_sigma: float = 1e-3,
         learn_sigma: bool = True,
+        full_covariance: bool = False,
     ) -> None:
         super().__init__()
         self.dim, self.z_dim = dim, z_dim
@@ -72,18 +79,42 @@ class SemiImplicitGaussian(nn.Module):
         else:
             self.register_buffer("log_sigma", log_sigma)
         self.min_log_sigma = math.log(min_sigma)
+        self.lower = nn.Parameter(torch.zeros(dim, dim)) if full_covariance else None
 
     def sigma(self) -> Tensor:
+        """The diagonal of L."""
         return self.log_sigma.clamp_min(self.min_log_sigma).exp()
 
+    def scale_tril(self) -> Tensor | None:
+        """L with ``full_covariance``: diag(σ) + the strictly-lower part; None when diagonal."""
+        if self.lower is None:
+            return None
+        return torch.diag(self.sigma()) + torch.tril(self.lower, diagonal=-1)
+
+    def colour(self, eps: Tensor) -> Tensor:
+        """L ε for each row ε of ``eps``."""
+        tril = self.scale_tril()
+        return self.sigma() * eps if tril is None else eps @ tril.T
+
+    def whiten(self, v: Tensor) -> Tensor:
+        """L⁻¹ v for each row v (so ‖L⁻¹(x − μ)‖² is the conditional's Mahalanobis distance)."""
+        tril = self.scale_tril()
+        if tril is None:
+            return v / self.sigma()
+        return torch.linalg.solve_triangular(tril, v.T, upper=False).T
+
     def rsample(self, n: int) -> ConditionalDraw:
-        """n reparameterised draws with their conditional scores (differentiable in φ)."""
+        """n reparameterised draws with their conditional scores −L⁻ᵀε (differentiable in φ)."""
         like = {"device": self.log_sigma.device, "dtype": self.log_sigma.dtype}
         z = torch.randn(n, self.z_dim, **like)
         eps = torch.randn(n, self.dim, **like)
-        sigma = self.sigma()
-        x = self.mean(z) + sigma * eps
-        return ConditionalDraw(x=x, z=z, conditional_score=-eps / sigma)
+        x = self.mean(z) + self.colour(eps)
+        tril = self.scale_tril()
+        if tril is None:
+            score = -eps / self.sigma()
+        else:
+            score = -torch.linalg.solve_triangular(tril.T, eps.T, upper=True).T
+        return ConditionalDraw(x=x, z=z, conditional_score=score)
 
     def mean(self, z: Tensor) -> Tensor:
         """The conditional mean μ_φ(z), shape (n, dim)."""
@@ -93,15 +124,17 @@ class SemiImplicitGaussian(nn.Module):
         """n reparameterised draws with their conditional log-densities under their own z₀ and
         under K fresh mixing draws (differentiable in φ; one MLP pass over all n + K draws).
 
-        log q(xᵢ | z₀ᵢ) = −½‖εᵢ‖² − Σ log σ − (d/2) log 2π exactly, since (xᵢ − μ(z₀ᵢ))/σ = εᵢ.
+        log q(xᵢ | z₀ᵢ) = −½‖εᵢ‖² − Σ log σ − (d/2) log 2π exactly, since L⁻¹(xᵢ − μ(z₀ᵢ)) = εᵢ
+        and log |det L| = Σ log σ for a triangular L with diagonal σ.
         """
         like = {"device": self.log_sigma.device, "dtype": self.log_sigma.dtype}
         means = self.mean(torch.randn(n + k, self.z_dim, **like))
         eps = torch.randn(n, self.dim, **like)
-        sigma = self.sigma()
-        x = means[:n] + sigma * eps
-        own = -0.5 * eps.square().sum(-1) + diagonal_normal_log_normaliser(sigma)
-        return MixtureDraw(x=x, own=own, others=pairwise_conditional_log_prob(x, means[n:], sigma))
+        x = means[:n] + self.colour(eps)
+        normaliser = diagonal_normal_log_normaliser(self.sigma())
+        own = -0.5 * eps.square().sum(-1) + normaliser
+        others = pairwise_conditional_log_prob(x, means[n:], self.whiten, normaliser)
+        return MixtureDraw(x=x, own=own, others=others)
 
     @torch.no_grad()
     def sample(self, n: int, chunk: int = 65536) -> Tensor:
@@ -114,16 +147,19 @@ def diagonal_normal_log_normaliser(sigma: Tensor) -> Tensor:
     return -sigma.log().sum() - 0.5 * sigma.shape[-1] * math.log(2 * math.pi)
 
 
-def pairwise_conditional_log_prob(x: Tensor, means: Tensor, sigma: Tensor) -> Tensor:
-    """log N(xᵢ; μ_k, diag σ²) for every pair, shape (n, K).
+def pairwise_conditional_log_prob(
+    x: Tensor, means: Tensor, whiten: Callable[[Tensor], Tensor], normaliser: Tensor
+) -> Tensor:
+    """log N(xᵢ; μ_k, LLᵀ) for every pair, shape (n, K), from ``whiten`` (v ↦ L⁻¹v, linear) and
+    the log normalising constant.
 
-    The squared Mahalanobis distance ‖(xᵢ − μ_k)/σ‖² comes from inner products of x/σ and μ/σ,
-    so no (n, K, d) tensor is built; both are first centred on the mean of the μ_k (distances
-    are shift-invariant) to limit cancellation in low precision.
+    The squared Mahalanobis distance ‖L⁻¹(xᵢ − μ_k)‖² comes from inner products of L⁻¹x and
+    L⁻¹μ, so no (n, K, d) tensor is built; both are first centred on the mean of the μ_k
+    (distances are shift-invariant) to limit cancellation in low precision.
     """
     centre = means.detach().mean(0)
-    squared = pairwise_squared_distances((x - centre) / sigma, (means - centre) / sigma)
-    return -0.5 * squared + diagonal_normal_log_normaliser(sigma)
+    squared = pairwise_squared_distances(whiten(x - centre), whiten(means - centre))
+    return -0.5 * squared + normaliser
 
 
 @torch.no_grad()

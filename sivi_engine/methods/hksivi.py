@@ -364,8 +364,10 @@ class HierarchicalLangevin(nn.Module):
         means, sigma = layer.mean(z, drift), layer.sigma()
         eps = torch.randn_like(means[:n])
         x = means[:n] + sigma * eps
-        own = -0.5 * eps.square().sum(-1) + diagonal_normal_log_normaliser(sigma)
-        return MixtureDraw(x=x, own=own, others=pairwise_conditional_log_prob(x, means[n:], sigma))
+        normaliser = diagonal_normal_log_normaliser(sigma)
+        own = -0.5 * eps.square().sum(-1) + normaliser
+        others = pairwise_conditional_log_prob(x, means[n:], lambda v: v / sigma, normaliser)
+        return MixtureDraw(x=x, own=own, others=others)
 
 
 def initial_model(

@@ -11,6 +11,9 @@ from sivi_engine.families.semi_implicit import SemiImplicitGaussian
 from sivi_engine.methods.base import CommonSettings
 from sivi_engine.settings import SettingsError
 
+#: The conditional's covariance: diag σ² or a learned full LLᵀ.
+COVARIANCES = ("diagonal", "full")
+
 
 @dataclasses.dataclass(frozen=True)
 class SemiImplicitSettings(CommonSettings):
@@ -19,16 +22,24 @@ class SemiImplicitSettings(CommonSettings):
     papers, and d above: q = ∫ N(μ(z), diag σ²) N(z; 0, I) dz holds a dense d-dimensional
     covariance only when z_dim ≥ d (a linear μ(z) = Az gives AAᵀ + diag σ², of rank-z_dim
     correlation), which the 22-D to 100-D posteriors need. ``learn_sigma`` False keeps σ fixed at
-    ``init_sigma`` (SIVI's 2-D code: σ = 0.1, not learned)."""
+    ``init_sigma`` (SIVI's 2-D code: σ = 0.1, not learned). ``covariance`` "full" gives the
+    conditional a learned shared Cholesky factor instead of diag σ (SIVI's logistic-regression
+    code)."""
 
     z_dim: int | None = None
     hidden: tuple[int, ...] = (50, 50)
     init_sigma: float = 1.0
     min_sigma: float = 1e-3
     learn_sigma: bool = True
+    covariance: str = "diagonal"
 
     def validate(self) -> None:
         super().validate()
+        if self.covariance not in COVARIANCES:
+            raise SettingsError(
+                f"setting 'covariance' must be one of {', '.join(COVARIANCES)}, "
+                f"got {self.covariance!r}"
+            )
         if (self.z_dim is not None and self.z_dim < 1) or any(h < 1 for h in self.hidden):
             raise SettingsError("settings 'z_dim' and 'hidden' must be positive")
         if not 0 < self.min_sigma <= self.init_sigma:
@@ -55,5 +66,6 @@ def build_family(
         settings.init_sigma,
         settings.min_sigma,
         settings.learn_sigma,
+        full_covariance=settings.covariance == "full",
     )
     return family.to(device=device, dtype=settings.torch_dtype)

@@ -66,6 +66,11 @@ class UIVISettings(SemiImplicitSettings):
 
     def validate(self) -> None:
         super().validate()
+        if self.covariance != "diagonal":
+            raise SettingsError(
+                "setting 'covariance': UIVI's HMC on z uses the diagonal conditional; "
+                "allowed: diagonal"
+            )
         if self.burn_in < 0:
             raise SettingsError(f"setting 'burn_in': must be >= 0, got {self.burn_in}")
         for name in ("kept_draws", "leapfrog_steps"):
