@@ -61,8 +61,9 @@ ANCHORS = (
     Anchor("experiments/toy_examples/run.py", "x_shaped/aisivi.yml"),
     Anchor("experiments/toy_examples/run.py", "multimodal/aisivi.yml"),
     # SIVI (TensorFlow 2 interpreter: --python mingzhang-yin/SIVI=...), 5000 iterations: 2-D
-    # ~1-2 s, waveform ~3 s per 1000; pvi's SM (JAX interpreter: --python jenninglim/pvi=...),
-    # toys 15000 and waveform 20000 updates: 12-21 and 5.6 s per 1000
+    # 0.6-0.9 s and waveform 2.4 s per 1000; pvi's SM (JAX interpreter: --python
+    # jenninglim/pvi=...), 15000 updates on the toys and 20000 on the waveform: 11-12 and 6.8 s
+    # per 1000 (compilation included)
     Anchor("SIVI_2d.py", "xshape"),
     Anchor("SIVI_2d.py", "banana"),
     Anchor("SIVI_2d.py", "gmm2d"),
