@@ -1212,6 +1212,11 @@ def test_anchored_verdict_boundary_and_pooled_sd() -> None:
     assert reproduction.anchored_verdict(close, project, "test_log_likelihood") == "matches"
     one = tables.SeedSummary(1.3, math.nan, 1, ())
     assert reproduction.anchored_verdict(one, project, "mmd2") == "n < 2"
+    # two MMD² estimates at the noise floor: 4e-4 apart, 4 pooled sds, both below the bound 0
+    at_floor = tables.SeedSummary(-5e-4, 1e-4, 3, ())
+    near_floor = tables.SeedSummary(-1e-4, 1e-4, 3, ())
+    assert reproduction.anchored_verdict(at_floor, near_floor, "mmd2") == "matches"
+    assert reproduction.anchored_verdict(at_floor, near_floor, "test_log_likelihood") == "better"
 
 
 def test_official_runs_flagged_suspect_are_counted_not_averaged() -> None:

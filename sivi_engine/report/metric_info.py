@@ -9,15 +9,22 @@ from collections.abc import Callable, Iterable
 
 @dataclasses.dataclass(frozen=True)
 class MetricInfo:
-    """Legend entry: a one-line description and the direction in which the metric improves."""
+    """Legend entry: a one-line description and the direction in which the metric improves;
+    ``bound``: the least value the estimated quantity can take (0 for a divergence, whose
+    estimates can dip below it by noise), None when unbounded."""
 
     description: str
     better: str
     hint: str  # short marker for table headers: ↓, ↑, ≈1, ...
+    bound: float | None = None
 
 
 def _lower(description: str) -> MetricInfo:
     return MetricInfo(description, "lower", "↓")
+
+
+def _divergence(description: str) -> MetricInfo:
+    return MetricInfo(description, "lower", "↓", bound=0.0)
 
 
 def _higher(description: str) -> MetricInfo:
@@ -38,13 +45,17 @@ def _coverage(level: float) -> MetricInfo:
 
 #: Metrics in the order the tables show them; metrics not listed follow in alphabetical order.
 METRIC_INFO: dict[str, MetricInfo] = {
-    "kl_qp_knn": _lower("KL(q‖p), k-nearest-neighbour estimate from samples (can dip below 0)"),
-    "kl_pq_knn": _lower("KL(p‖q), k-nearest-neighbour estimate from samples (can dip below 0)"),
-    "kl_qp_density": _lower(
+    "kl_qp_knn": _divergence(
+        "KL(q‖p), k-nearest-neighbour estimate from samples (can dip below 0)"
+    ),
+    "kl_pq_knn": _divergence(
+        "KL(p‖q), k-nearest-neighbour estimate from samples (can dip below 0)"
+    ),
+    "kl_qp_density": _divergence(
         "KL(q‖p) = −Ĥ(q) − mean log p: Kozachenko–Leonenko entropy of q's samples and the"
         " normalised target density (d ≤ 2; can dip below 0)"
     ),
-    "mmd2": _lower(
+    "mmd2": _divergence(
         "unbiased squared MMD between q and reference draws, Gaussian kernel (can dip below 0)"
     ),
     "mmd_bandwidth": MetricInfo(

@@ -14,7 +14,9 @@ whose committed results file ``anchors.csv`` the report reads). The table gives:
 - a verdict. Against the official code when it ran: ``matches`` when
   |project − official| ≤ 2·s_pooled (s_pooled² = ((n₁−1)s₁² + (n₂−1)s₂²) / (n₁+n₂−2), the
   pooled seed sd), else ``better`` or ``worse`` in the metric's direction
-  (:mod:`~sivi_engine.report.metric_info`; ``differs`` for a metric without one).
+  (:mod:`~sivi_engine.report.metric_info`; ``differs`` for a metric without one); a
+  divergence (KL, MMD²) whose two means are both ≤ 0 matches, as neither can be told from
+  exact draws.
   Otherwise against the paper's figure:
   ``within seed spread`` when |paper − mean| ≤ 2·sd over the project's seeds, else ``outside``
   (the paper's own ± is shown, not used). ``n < 2`` when a side has fewer than two usable
@@ -152,9 +154,13 @@ def anchored_verdict(official: SeedSummary, project: SeedSummary, metric: str) -
     """Against the official code: :data:`MATCHES` when |project − official| ≤
     :data:`SPREAD_SDS` · :func:`pooled_sd`, else :data:`BETTER` or :data:`WORSE` by the
     metric's direction (:data:`DIFFERS` for a metric without one); :data:`FEW_SEEDS` when a
-    side has fewer than two usable seeds."""
+    side has fewer than two usable seeds. A divergence whose two means both lie at or below
+    its bound 0 matches: neither is distinguishable from exact draws."""
     if official.n < 2 or project.n < 2:
         return FEW_SEEDS
+    bound = info(metric).bound
+    if bound is not None and max(project.mean, official.mean) <= bound:
+        return MATCHES
     if abs(project.mean - official.mean) <= SPREAD_SDS * pooled_sd(official, project):
         return MATCHES
     better = improves(project.mean, official.mean, info(metric).better)
