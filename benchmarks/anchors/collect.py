@@ -166,7 +166,7 @@ def markdown(rows: list[dict[str, object]], speed: dict | None) -> str:
             )
         lines.append("")
     lines += [
-        "## Official codes not run here",
+        "## Official codes and configurations not run here",
         "",
         *(f"- **{name}**: {reason}" for name, reason in NOT_RUNNABLE.items()),
         "",

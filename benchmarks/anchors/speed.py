@@ -4,8 +4,9 @@ target, same settings, one thread, one after the other in the same hour.
     python benchmarks/anchors/speed.py --repo longinYu/KSIVI=PATH --repo longinYu/SIVISM=PATH \\
         --waveform SPLIT.npz [--iterations 2000] [--out benchmarks/results/anchors_speed.json]
 
-Pairs: every anchor of :data:`suite.ANCHORS` whose configuration a reproduction row of
-``config/paper.yaml`` names, with that row's (target, label). The official side runs its
+Pairs: every anchor of :data:`suite.ANCHORS` driven by ``official.py`` (KSIVI's and SIVI-SM's
+epoch-structured scripts) whose configuration a reproduction row of ``config/paper.yaml``
+names, with that row's (target, label), and :data:`TIMED_ONLY`. The official side runs its
 shipped config shortened from the outside (``train.num_epochs`` set so that it runs
 ``--iterations``), timed over ``learn()`` (its loop, with the per-epoch draws and saving the
 script does; plots off). The project side trains the same (target, label) through the
@@ -50,7 +51,7 @@ def pairs_of(config: dict) -> list[tuple[Anchor, str, str]]:
     out = []
     for anchor in ANCHORS:
         key = (anchor.repository, "+".join([anchor.config, *anchor.assignments]))
-        if key in named:
+        if key in named and SCRIPTS[anchor.script].driver == "official.py":
             out.append((anchor, *named[key]))
     return out
 
