@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
-import json
 import logging
 import random
 import sys
@@ -34,6 +33,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import driver  # noqa: E402
 from scripts import SCRIPTS, OfficialScript  # noqa: E402
 
 
@@ -112,16 +112,8 @@ def official_logp(task: object, points: np.ndarray) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repo", type=Path, required=True)
-    parser.add_argument("--script", required=True, choices=sorted(SCRIPTS))
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--draws", type=int, required=True)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--logp-at", type=Path, default=None)
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    args = parser.parse_args(argv)
+    description = __doc__.splitlines()[0]
+    args = driver.parser(description, SCRIPTS, "a config under configs/").parse_args(argv)
 
     spec = SCRIPTS[args.script]
     repo = args.repo.resolve()
@@ -146,10 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     with torch.no_grad():
         draws = task.SemiVInet.sampling(num=args.draws).double().cpu().numpy()
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    np.save(args.out / "draws.npy", draws)
-    if args.logp_at is not None:
-        np.save(args.out / "official_logp.npy", official_logp(task, np.load(args.logp_at)))
+    logp = official_logp(task, np.load(args.logp_at)) if args.logp_at is not None else None
     record = {
         "seed": args.seed,
         "wall_seconds": wall,
@@ -160,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
         "changed": changed,
         "official_config": _plain(config),
     }
-    (args.out / "run.json").write_text(json.dumps(record, indent=1), "utf-8")
+    driver.write_outputs(args.out, draws, record, logp)
 
 
 def _plain(namespace: object) -> object:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import inspect
-import json
 import os
 import sys
 import time
@@ -41,6 +40,7 @@ from types import ModuleType
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import driver  # noqa: E402
 from official import apply_overrides, seed_everything  # noqa: E402
 
 
@@ -69,15 +69,7 @@ def record_instances(module: ModuleType, name: str) -> list:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repo", type=Path, required=True)
-    parser.add_argument("--script", required=True, help="experiments/<name>/run.py")
-    parser.add_argument("--config", required=True, help="e.g. banana/bsivi.yml")
-    parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--draws", type=int, required=True)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--logp-at", type=Path, default=None)
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser = driver.parser(__doc__.splitlines()[0], None, "e.g. banana/bsivi.yml")
     # parsed before parse_config runs: it sets class attributes on argparse.Namespace
     args = parser.parse_args(argv)
     os.environ.setdefault("MPLBACKEND", "Agg")
@@ -113,14 +105,12 @@ def main(argv: list[str] | None = None) -> None:
     with torch.no_grad():
         draws = model.sample(args.draws)[0].double().cpu().numpy()
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    np.save(args.out / "draws.npy", draws)
+    logp = None
     if args.logp_at is not None:
         target = module.target_distribution[config.target_score](model.device)
         with torch.no_grad():
             x = torch.as_tensor(np.load(args.logp_at), dtype=torch.float32, device=model.device)
             logp = target.logp(x).reshape(-1).double().cpu().numpy()
-        np.save(args.out / "official_logp.npy", logp)
     outer = int(getattr(config, "outer_loop", 1))
     plain = (bool, int, float, str, type(None))
     record = {
@@ -137,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
             if not key.startswith("_") and not callable(value)
         },
     }
-    (args.out / "run.json").write_text(json.dumps(record, indent=1), "utf-8")
+    driver.write_outputs(args.out, draws, record, logp)
 
 
 if __name__ == "__main__":

@@ -28,9 +28,7 @@ Threads: ``OMP_NUM_THREADS`` (set by the runner) becomes XLA's CPU thread count.
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
-import json
 import math
 import os
 import sys
@@ -38,6 +36,7 @@ import time
 from pathlib import Path
 from types import ModuleType
 
+import driver
 import numpy as np
 
 #: The YAML each script runs in the paper (``run.sh``), by script.
@@ -184,15 +183,7 @@ def official_logp(target: object, points: np.ndarray) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repo", type=Path, required=True)
-    parser.add_argument("--script", required=True, choices=sorted(TRAINERS))
-    parser.add_argument("--config", required=True, help="<problem>-<algorithm>, e.g. banana-sm")
-    parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--draws", type=int, required=True)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--logp-at", type=Path, default=None)
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser = driver.parser(__doc__.splitlines()[0], TRAINERS, "<problem>-<algorithm>: banana-sm")
     args = parser.parse_args(argv)
     problem, _, algorithm = args.config.partition("-")
     if algorithm not in METHODS:
@@ -218,10 +209,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     draws = np.asarray(model.sample(draw_key, args.draws, None), np.float64)
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    np.save(args.out / "draws.npy", draws)
-    if args.logp_at is not None:
-        np.save(args.out / "official_logp.npy", official_logp(target, np.load(args.logp_at)))
+    logp = None if args.logp_at is None else official_logp(target, np.load(args.logp_at))
     record = {
         "seed": args.seed,
         "wall_seconds": wall,
@@ -240,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
             algorithm: config[algorithm],
         },
     }
-    (args.out / "run.json").write_text(json.dumps(record, indent=1, default=str), "utf-8")
+    driver.write_outputs(args.out, draws, record, logp)
 
 
 if __name__ == "__main__":

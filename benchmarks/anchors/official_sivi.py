@@ -33,9 +33,7 @@ the script's ``log_P`` evaluated at those points by feeding them as ``z_sample``
 
 from __future__ import annotations
 
-import argparse
 import ast
-import json
 import os
 import re
 import sys
@@ -43,6 +41,7 @@ import time
 import types
 from pathlib import Path
 
+import driver
 import numpy as np
 
 #: The training loop: the ``for`` whose body starts with the ``train_op1`` step.
@@ -208,15 +207,8 @@ def official_logp(namespace: dict, points: np.ndarray) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repo", type=Path, required=True)
-    parser.add_argument("--script", required=True, choices=sorted(PLOT_TAILS))
-    parser.add_argument("--config", required=True, help="banana, xshape, gmm2d or waveform")
-    parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--draws", type=int, required=True)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--logp-at", type=Path, default=None)
-    parser.add_argument("--set", action="append", default=[], metavar="iterations=N")
+    config_help = "banana, xshape, gmm2d or waveform (--set iterations=N: tests only)"
+    parser = driver.parser(__doc__.splitlines()[0], PLOT_TAILS, config_help)
     args = parser.parse_args(argv)
     os.environ.setdefault("MPLBACKEND", "Agg")
     threads = int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count())
@@ -239,10 +231,7 @@ def main(argv: list[str] | None = None) -> None:
             f"topped up with batches of z_sample / cut to {args.draws}"
         )
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    np.save(args.out / "draws.npy", draws)
-    if args.logp_at is not None:
-        np.save(args.out / "official_logp.npy", official_logp(namespace, np.load(args.logp_at)))
+    logp = None if args.logp_at is None else official_logp(namespace, np.load(args.logp_at))
     settings = {
         name: namespace[name]
         for name in SETTINGS
@@ -258,7 +247,7 @@ def main(argv: list[str] | None = None) -> None:
         "changed": changed,
         "official_config": settings | {"iterations": iterations, "script": args.script},
     }
-    (args.out / "run.json").write_text(json.dumps(record, indent=1), "utf-8")
+    driver.write_outputs(args.out, draws, record, logp)
 
 
 if __name__ == "__main__":
