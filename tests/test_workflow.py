@@ -17,12 +17,21 @@ from sivi_engine import artifacts
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-WORKFLOW_FILES = ("Snakefile", "workflow", "config", "profiles", "envs")
+#: What a run of the workflow reads: the paper config's report also reads the committed anchors.
+WORKFLOW_FILES = (
+    "Snakefile",
+    "workflow",
+    "config",
+    "profiles",
+    "envs",
+    "benchmarks/results/anchors.csv",
+)
 
 
 def copy_workflow(dest: Path) -> Path:
     for name in WORKFLOW_FILES:
         source = ROOT / name
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if source.is_dir() else shutil.copy)(source, dest / name)
     return dest
 
