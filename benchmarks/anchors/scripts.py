@@ -252,13 +252,14 @@ TARGETS: dict[str, TargetMatch] = {
 #: Official codes and configurations not run here at full length, and why (measured).
 NOT_RUNNABLE: dict[str, str] = {
     "longinYu/KSIVI sivistein_t_student.py student_uc.yml": (
-        "its target score is an autograd Jacobian of log p, so an iteration costs several "
-        "times a 2-D one: 8200 of the 50000 iterations took 18 min with five runs sharing two "
-        "cores; stopped there in this session (see the speed table for one idle core)"
+        "affordable (29 s per 1000 iterations on one idle core, 24 min per seed) but not run "
+        "in this session: with five runs sharing two cores, 8200 of its 50000 iterations took "
+        "18 min and it was stopped for the 2-D anchors; `suite.py --only student_uc` runs it"
     ),
-    "longinYu/KSIVI sivistein_2d.py banana.yml+train.ustat=true (the U-statistic)": (
-        "not run in this session for lack of CPU time (3 x ~9 core-minutes); "
-        "`suite.py --only 'banana.yml'` runs it"
+    "longinYu/KSIVI sivistein_2d.py with train.ustat: true (the U-statistic its configs offer)": (
+        "fails in the official script: its U-statistic branch calls loss.backward(), then the "
+        "common path calls it again on the freed graph (RuntimeError: Trying to backward "
+        "through the graph a second time); running it needs a change to the authors' code"
     ),
     "tpielok/AISIVI experiments/toy_examples multimodal/aisivi.yml, x_shaped/aisivi.yml": (
         "~9 and ~5 CPU-minutes per seed measured (130 and 70 s per 1000 iterations): not run "

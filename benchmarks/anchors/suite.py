@@ -54,7 +54,6 @@ ANCHORS = (
     Anchor("sivistein_t_student.py", "student_uc.yml"),
     Anchor("sivism_2d.py", "banana.yml"),
     Anchor("sivism_2d.py", "x_shaped.yml"),
-    Anchor("sivistein_2d.py", "banana.yml", ("train.ustat=true",)),
     Anchor("experiments/toy_examples/run.py", "banana/bsivi.yml"),
     Anchor("experiments/toy_examples/run.py", "multimodal/bsivi.yml"),
     Anchor("experiments/toy_examples/run.py", "x_shaped/bsivi.yml"),
