@@ -149,7 +149,7 @@ def markdown(rows: list[dict[str, object]], speed: dict | None) -> str:
             " figure is its whole `learn()` loop (with the per-epoch draws and saves the script"
             " does, plots off); the project's is its training loop's own clock. The hours"
             " extrapolate both to the shipped config's full length (the diffusion and the BNN"
-            " are timed only: hours per seed here).",
+            " are timed, not scored).",
             "",
             "| repository | config | target | label | official | this project | ratio "
             "| full length | official h | project h |",
