@@ -1229,6 +1229,15 @@ def test_official_runs_flagged_suspect_are_counted_not_averaged() -> None:
     assert table.rows[0][7] == "matches"
 
 
+def test_a_bad_anchors_file_is_named(tmp_path) -> None:
+    with pytest.raises(SettingsError, match="anchors file .*nope.csv not found"):
+        reproduction.read_anchors(tmp_path / "nope.csv")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("repo,commit,config,target,seed,metric\no/r,c,x.yml,t,0,m\n")
+    with pytest.raises(SettingsError, match=r"missing column\(s\) \['value'\]"):
+        reproduction.read_anchors(bad)
+
+
 def test_an_anchor_without_official_runs_says_so() -> None:
     row = reproduction_row("a", 0.0, anchor_repo="o/r", anchor_config="other.yml")
     del row["paper"]

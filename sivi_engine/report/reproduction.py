@@ -167,11 +167,26 @@ def anchored_verdict(official: SeedSummary, project: SeedSummary, metric: str) -
     return DIFFERS if better is None else BETTER if better else WORSE
 
 
+#: Columns of an anchors file that the table reads.
+ANCHOR_COLUMNS = ("repo", "commit", "config", "target", "seed", "metric", "value")
+
+
 def read_anchors(path: str | Path) -> list[dict[str, str]]:
     """The rows of an anchors file (``benchmarks/results/anchors.csv``: one row per
-    repo, commit, script, config, target, seed, metric), as strings."""
+    repo, commit, script, config, target, seed, metric), as strings; a missing file or column
+    raises a SettingsError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise SettingsError(
+            f"anchors file {path} not found (benchmarks/anchors/collect.py writes it)"
+        )
     with open(path, newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
+        reader = csv.DictReader(handle)
+        missing = [name for name in ANCHOR_COLUMNS if name not in (reader.fieldnames or ())]
+        if missing:
+            needs = ", ".join(ANCHOR_COLUMNS)
+            raise SettingsError(f"anchors file {path}: missing column(s) {missing}; needs {needs}")
+        return list(reader)
 
 
 def anchor_seeds(
