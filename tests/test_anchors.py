@@ -204,6 +204,41 @@ def test_collect_writes_one_row_per_metric(anchored, tmp_path) -> None:
     )
 
 
+def test_collect_keeps_earlier_runs_and_replaces_a_rerun(anchored, tmp_path) -> None:
+    _, commit, out = anchored
+    csv_path = tmp_path / "anchors.csv"
+    earlier = {
+        "repo": "longinYu/SIVISM",
+        "commit": "b" * 40,
+        "script": "sivism_2d.py",
+        "config": "banana.yml",
+        "target": "banana",
+        "seed": "0",
+        "wall_seconds": "300",
+        "threads": "1",
+    }
+    stale = dict(earlier, repo="longinYu/KSIVI", commit=commit, script="sivistein_2d.py")
+    stale |= {"config": "tiny.yml", "seed": "3"}
+    collect.write_csv(
+        [
+            earlier | {"metric": "mmd2", "value": "0.25"},
+            earlier | {"metric": "seconds_per_1000_iterations", "value": "6"},
+            stale | {"metric": "mmd2", "value": "99"},
+        ],
+        csv_path,
+    )
+    collect.main(["--runs", str(out), "--out", str(csv_path)])
+    with open(csv_path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    mmd2 = {row["repo"]: float(row["value"]) for row in rows if row["metric"] == "mmd2"}
+    assert mmd2["longinYu/SIVISM"] == 0.25  # a run the new folder lacks is kept
+    assert mmd2["longinYu/KSIVI"] != 99  # the rerun's rows replace the stale ones
+    assert sum(row["metric"] == "mmd2" for row in rows) == 2
+    assert "| longinYu/SIVISM | bbbbbbb | sivism_2d.py | banana.yml" in (
+        csv_path.with_suffix(".md").read_text()
+    )
+
+
 def test_a_different_official_density_is_refused(tmp_path, banana_reference) -> None:
     repo, _ = make_fake_repo(tmp_path, rho=0.5)
     with pytest.raises(run.AnchorError, match="is not project banana"):

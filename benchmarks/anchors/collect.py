@@ -4,7 +4,9 @@
 
 The CSV has one row per (repository, commit, script, config, target, seed, metric), columns
 :data:`COLUMNS`: every final metric of each run's MetricSet (not its curves or floors), plus
-``iterations`` and ``seconds_per_1000_iterations`` of the official ``learn()``. The Markdown
+``iterations`` and ``seconds_per_1000_iterations`` of the official ``learn()``. Runs already in
+the file that ``--runs`` does not hold are kept (runs made in another session or on another
+machine); a run found under ``--runs`` replaces the file's rows of the same run. The Markdown
 beside it summarises each official configuration over its seeds (:data:`SUMMARY_METRICS`), the
 side-by-side speed (``anchors_speed.json``, from ``speed.py``) and the official codes that
 cannot run here (:data:`scripts.NOT_RUNNABLE`).
@@ -174,6 +176,24 @@ def markdown(rows: list[dict[str, object]], speed: dict | None) -> str:
     return "\n".join(lines)
 
 
+def _run_key(row: dict[str, object]) -> tuple[str, ...]:
+    return tuple(str(row[column]) for column in COLUMNS[:6])
+
+
+def merged(kept: list[dict[str, object]], new: list[dict[str, object]]) -> list[dict[str, object]]:
+    """``new`` plus the rows of ``kept`` whose run (repo … seed) ``new`` does not hold."""
+    replaced = {_run_key(row) for row in new}
+    return [row for row in kept if _run_key(row) not in replaced] + new
+
+
+def read_csv(path: Path) -> list[dict[str, object]]:
+    """The rows of an anchors CSV (none when the file does not exist)."""
+    if not path.exists():
+        return []
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
 def write_csv(rows: list[dict[str, object]], out: Path) -> None:
     rows = sorted(rows, key=lambda r: tuple(str(r[c]) for c in COLUMNS[:6]) + (r["metric"],))
     with open(out, "w", newline="", encoding="utf-8") as handle:
@@ -188,12 +208,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/anchors.csv")
     args = parser.parse_args(argv)
     paths = sorted(args.runs.rglob("seed*/metrics.zarr"))
-    rows = [row for path in paths for row in rows_of(path)]
+    rows = merged(read_csv(args.out), [row for path in paths for row in rows_of(path)])
     write_csv(rows, args.out)
     speed_path = args.out.with_name("anchors_speed.json")
     speed = json.loads(speed_path.read_text("utf-8")) if speed_path.exists() else None
     args.out.with_suffix(".md").write_text(markdown(rows, speed), "utf-8")
-    print(f"wrote {args.out} and {args.out.with_suffix('.md').name}: {len(paths)} runs")
+    runs = len({_run_key(row) for row in rows})
+    print(f"wrote {args.out} and {args.out.with_suffix('.md').name}: {runs} runs, {len(paths)} new")
 
 
 if __name__ == "__main__":
