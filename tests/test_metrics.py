@@ -466,7 +466,8 @@ class UnnormalisedNormal2D(StandardNormal2D):
 
 
 EXPECTED_KEYS = {
-    "kl_qp_knn", "kl_pq_knn", "kl_qp_density", "mmd2", "mmd_bandwidth", "corr_max_abs_diff",
+    "kl_qp_knn", "kl_pq_knn", "kl_qp_density", "mmd2", "mmd2_multiscale", "mmd_bandwidth",
+    "sliced_w1", "corr_max_abs_diff",
     "coverage_50", "coverage_80", "coverage_90", "coverage_95", "coverage_error",
     "mean_error_std", "sd_ratio_log_max", "sd_ratio_mean",
 }  # fmt: skip
@@ -489,6 +490,7 @@ def test_evaluate_all_keys_finite():
         "modes",
         "moments",
         "predictive",
+        "sliced_wasserstein",
     ]
     results = evaluate_all(make_context(StandardNormal2D(), max_points_knn=3000))
     assert set(results) == EXPECTED_KEYS

@@ -18,7 +18,7 @@ from sivi_engine.metrics.context import EvaluationContext, EvaluationSettings, d
 from sivi_engine.metrics.correlation import correlation_comparison, rank_correlation_comparison
 from sivi_engine.metrics.density_kl import density_kl_divergence, kozachenko_leonenko_entropy
 from sivi_engine.metrics.knn_kl import knn_kl_divergence
-from sivi_engine.metrics.mmd import median_bandwidth, mmd_squared
+from sivi_engine.metrics.mmd import MULTISCALE_FACTORS, median_bandwidth, mmd_squared
 from sivi_engine.metrics.modes import mode_coverage, separated_modes
 from sivi_engine.metrics.moments import moment_errors
 from sivi_engine.metrics.predictive import (
@@ -27,6 +27,7 @@ from sivi_engine.metrics.predictive import (
     reliability_curve,
 )
 from sivi_engine.metrics.quantiles import quantile_errors
+from sivi_engine.metrics.sliced_wasserstein import sliced_wasserstein
 from sivi_engine.registry import Registry
 
 MetricGroup = Callable[[EvaluationContext], dict[str, float]]
@@ -66,13 +67,40 @@ def _density_kl(ctx: EvaluationContext) -> dict[str, float]:
 
 @METRICS.register("mmd")
 def _mmd(ctx: EvaluationContext) -> dict[str, float]:
-    """Unbiased MMD² with the median-distance bandwidth of the reference sample."""
+    """Unbiased MMD² with the median-distance bandwidth ℓ of the reference sample, and with the
+    mean of the Gaussian kernels of widths ℓ × :data:`MULTISCALE_FACTORS`."""
     s = ctx.settings
     ell = median_bandwidth(ctx.reference, max_points=s.max_points_mmd, seed=s.seed)
-    mmd2 = mmd_squared(
-        ctx.samples, ctx.reference, ell, max_points=s.max_points_mmd, seed=s.seed, device=ctx.device
-    )
-    return {"mmd2": mmd2, "mmd_bandwidth": ell}
+
+    def mmd2(bandwidth: float | list[float]) -> float:
+        return mmd_squared(
+            ctx.samples,
+            ctx.reference,
+            bandwidth,
+            max_points=s.max_points_mmd,
+            seed=s.seed,
+            device=ctx.device,
+        )
+
+    return {
+        "mmd2": mmd2(ell),
+        "mmd2_multiscale": mmd2([factor * ell for factor in MULTISCALE_FACTORS]),
+        "mmd_bandwidth": ell,
+    }
+
+
+@METRICS.register("sliced_wasserstein")
+def _sliced_wasserstein(ctx: EvaluationContext) -> dict[str, float]:
+    """Sliced 1-Wasserstein distance in reference sds, for targets with finite variance (the
+    scale is the reference's sd)."""
+    if ctx.target.infinite_variance:
+        return {}
+    s = ctx.settings
+    return {
+        "sliced_w1": sliced_wasserstein(
+            ctx.samples, ctx.reference, num_projections=s.sliced_projections, seed=s.seed
+        )
+    }
 
 
 @METRICS.register("correlation")
@@ -184,4 +212,5 @@ __all__ = [
     "rank_correlation_comparison",
     "reliability_curve",
     "reliability_curves",
+    "sliced_wasserstein",
 ]

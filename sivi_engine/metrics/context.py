@@ -23,6 +23,9 @@ class EvaluationSettings:
 
     ``num_draws``: every run is scored on this many of q's draws (a fixed-seed subsample, see
     :func:`draws_to_score`), since the estimators' bias depends on n; None scores all draws.
+    ``sliced_projections``: random directions of the sliced Wasserstein distance (its
+    Monte-Carlo error over directions, measured on a 22-D Gaussian with 1000 draws: 2 % of the
+    value for exact draws, 0.7 % for sds 0.7× too small).
     ``calibration_bins``: equal-width bins of the reliability curve and the ECE
     (:mod:`sivi_engine.metrics.predictive`). ``mode_min_share``: a mixture mode k counts as
     covered by q when q's mass in its cell is at least this share of the target weight w_k (see
@@ -33,6 +36,7 @@ class EvaluationSettings:
     knn_k: int = 1
     max_points_knn: int = 10000
     max_points_mmd: int = 2000
+    sliced_projections: int = 200
     num_draws: int | None = None
     seed: int = 0
     mode_min_share: float = 0.25
@@ -43,7 +47,13 @@ class EvaluationSettings:
     gate_lpd_drop: float = 0.5
 
     def validate(self) -> None:
-        for name in ("knn_k", "max_points_knn", "max_points_mmd", "calibration_bins"):
+        for name in (
+            "knn_k",
+            "max_points_knn",
+            "max_points_mmd",
+            "sliced_projections",
+            "calibration_bins",
+        ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"setting {name!r} must be >= 1, got {getattr(self, name)!r}")
         if self.num_draws is not None and self.num_draws < 2:
@@ -65,13 +75,16 @@ class EvaluationSettings:
 @dataclasses.dataclass(frozen=True)
 class EvaluationContext:
     """Inputs of one evaluation: ``samples`` from q (n, d), ``reference`` draws from p (m, d);
-    ``device`` (``cpu`` or ``cuda``) is where the quadratic-cost metrics (kNN, MMD) run."""
+    ``device`` (``cpu`` or ``cuda``) is where the quadratic-cost metrics (kNN, MMD) run;
+    ``known_reference_predictive``: :attr:`reference_predictive` when it is already computed
+    for another q with as many draws (computed on first use otherwise)."""
 
     samples: np.ndarray
     reference: np.ndarray
     target: Target
     settings: EvaluationSettings = dataclasses.field(default_factory=EvaluationSettings)
     device: str = "cpu"
+    known_reference_predictive: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         for name in ("samples", "reference"):
@@ -84,18 +97,28 @@ class EvaluationContext:
             object.__setattr__(self, name, arr)
 
     @functools.cached_property
-    def predictive(self) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        """``target.predictive`` of q's draws and of a fixed-seed subsample of as many reference
-        draws (an S-draw predictive mean is biased by O(1/S), so both get the same S); None for
-        a target without held-out data. Computed once for the metrics and the reliability
-        curves."""
+    def reference_predictive(self) -> dict[str, Any] | None:
+        """``target.predictive`` of a fixed-seed subsample of the reference draws, as many as
+        q's (an S-draw predictive mean is biased by O(1/S), so both get the same S); None for a
+        target without held-out data. It depends on q only through their number: contexts
+        with the same reference and as many draws can share it."""
         from sivi_engine.targets.capabilities import HeldOutData
 
         if not isinstance(self.target, HeldOutData):
             return None
+        if self.known_reference_predictive is not None:
+            return self.known_reference_predictive
         rng = np.random.default_rng(self.settings.seed)
-        reference = subsample(self.reference, self.samples.shape[0], rng)
-        return self.target.predictive(self.samples), self.target.predictive(reference)
+        return self.target.predictive(subsample(self.reference, self.samples.shape[0], rng))
+
+    @functools.cached_property
+    def predictive(self) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """``target.predictive`` of q's draws and :attr:`reference_predictive`; None for a
+        target without held-out data. Computed once for the metrics and the reliability
+        curves."""
+        if self.reference_predictive is None:
+            return None
+        return self.target.predictive(self.samples), self.reference_predictive
 
 
 def draws_to_score(samples: np.ndarray, settings: EvaluationSettings) -> np.ndarray:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 from scipy.spatial.distance import pdist
@@ -19,16 +21,25 @@ def median_bandwidth(y: np.ndarray, max_points: int = 2000, seed: int = 0) -> fl
     return float(np.median(pdist(y)))
 
 
-def _gaussian_kernel(a: torch.Tensor, b: torch.Tensor, bandwidth: float) -> torch.Tensor:
-    """k(a, b) = exp(−‖a − b‖² / (2ℓ²)), squared distances from inner products, clamped ≥ 0."""
-    sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
-    return torch.exp(-sq.clamp_min(0.0) / (2.0 * bandwidth**2))
+#: Multiples of the median bandwidth whose Gaussian kernels the multi-scale MMD² averages: the
+#: median distance of a d-dimensional posterior grows like √d sds, so in 22-D the median kernel
+#: alone sees mostly the bulk; the narrower ones see local shape, the wider one the tails.
+MULTISCALE_FACTORS = (0.125, 0.25, 0.5, 1.0, 2.0)
+
+
+def _gaussian_kernel(
+    a: torch.Tensor, b: torch.Tensor, bandwidths: Sequence[float]
+) -> torch.Tensor:
+    """k(a, b) = mean over ℓ in ``bandwidths`` of exp(−‖a − b‖² / (2ℓ²)); squared distances
+    from inner products, clamped ≥ 0."""
+    sq = ((a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)).clamp_min(0.0)
+    return sum(torch.exp(-sq / (2.0 * ell**2)) for ell in bandwidths) / len(bandwidths)
 
 
 def mmd_squared(
     x: np.ndarray,
     y: np.ndarray,
-    bandwidth: float,
+    bandwidth: float | Sequence[float],
     max_points: int = 2000,
     seed: int = 0,
     device: str = "cpu",
@@ -36,6 +47,9 @@ def mmd_squared(
     """Unbiased MMD² (Gretton et al. 2012, JMLR 13, eq. 3) with the Gaussian kernel of width ℓ:
 
     MMD²_u = Σ_{i≠j} k(xᵢ,xⱼ)/(n(n−1)) + Σ_{i≠j} k(yᵢ,yⱼ)/(m(m−1)) − 2 Σ_{i,j} k(xᵢ,yⱼ)/(nm).
+
+    With several bandwidths the kernel is the mean of their Gaussian kernels (characteristic,
+    as each is), so the MMD² is the mean of the single-bandwidth ones.
 
     Both samples are first subsampled (fixed seed) to at most ``max_points`` rows, as the cost is
     quadratic. Unbiased, so it can be slightly negative when the distributions agree. Kernel
@@ -49,13 +63,14 @@ def mmd_squared(
     n, m = x.shape[0], y.shape[0]
     if n < 2 or m < 2:
         raise ValueError("mmd_squared needs at least two points in each sample")
-    if not bandwidth > 0:
-        raise ValueError(f"bandwidth must be positive, got {bandwidth}")
+    bandwidths = (bandwidth,) if isinstance(bandwidth, int | float) else tuple(bandwidth)
+    if not bandwidths or not all(ell > 0 for ell in bandwidths):
+        raise ValueError(f"bandwidths must be positive, got {bandwidth}")
     xt = torch.as_tensor(x, dtype=torch.float64, device=device)
     yt = torch.as_tensor(y, dtype=torch.float64, device=device)
-    kxx = _gaussian_kernel(xt, xt, bandwidth)
-    kyy = _gaussian_kernel(yt, yt, bandwidth)
-    kxy = _gaussian_kernel(xt, yt, bandwidth)
+    kxx = _gaussian_kernel(xt, xt, bandwidths)
+    kyy = _gaussian_kernel(yt, yt, bandwidths)
+    kxy = _gaussian_kernel(xt, yt, bandwidths)
     term_x = (kxx.sum() - kxx.diagonal().sum()) / (n * (n - 1))
     term_y = (kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1))
     return float(term_x + term_y - 2.0 * kxy.mean())

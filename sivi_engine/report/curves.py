@@ -31,7 +31,14 @@ from sivi_engine.report.tables import (
 ITERATION, SECONDS = f"{CURVE_PREFIX}iteration", f"{CURVE_PREFIX}seconds"
 #: Curves drawn, in this order, where the MetricSet holds them; the moment error is
 #: ``mean_error_std``, or ``median_error_iqr`` on infinite-variance targets.
-CURVE_METRICS = ("mmd2", "kl_qp_knn", "mean_error_std", "median_error_iqr", "test_log_likelihood")
+CURVE_METRICS = (
+    "mmd2",
+    "sliced_w1",
+    "kl_qp_density",
+    "mean_error_std",
+    "median_error_iqr",
+    "test_log_likelihood",
+)
 
 #: Time to quality: the first checkpoint at which
 #: MMD² ≤ τ = QUALITY_FACTOR · max(|floor|, MMD2_RESOLUTION).

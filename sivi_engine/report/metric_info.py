@@ -58,6 +58,17 @@ METRIC_INFO: dict[str, MetricInfo] = {
     "mmd2": _divergence(
         "unbiased squared MMD between q and reference draws, Gaussian kernel (can dip below 0)"
     ),
+    "mmd2_multiscale": _divergence(
+        "unbiased squared MMD with the mean of Gaussian kernels of widths ⅛, ¼, ½, 1 and 2 ×"
+        " the median bandwidth (sees local shape in d > 2 as well; can dip below 0)"
+    ),
+    "sliced_w1": MetricInfo(
+        "sliced 1-Wasserstein distance between q and the reference over 200 random directions,"
+        " coordinates in reference sds (for a Gaussian, sds off by a factor s score 0.8·|1 − s|)",
+        "lower",
+        "↓",
+        bound=0.0,
+    ),
     "mmd_bandwidth": MetricInfo(
         "Gaussian-kernel bandwidth used by mmd2 (median heuristic on the reference)", "—", ""
     ),

@@ -328,7 +328,7 @@ CLOCKS = ((curves.ITERATION, "iteration"), (curves.SECONDS, "training-loop secon
 #: 2024, compares its vanilla V-statistic and its U-statistic estimator along training).
 KSIVI_COMPARISON_TARGETS = ("banana",)
 KSIVI_ESTIMATORS = ("vstat", "ustat")
-KSIVI_COMPARISON_METRICS = ("mmd2", "kl_qp_knn")
+KSIVI_COMPARISON_METRICS = ("mmd2", "sliced_w1")
 
 
 def curve_levels(ds: xr.Dataset, metric: str) -> dict[str, float]:
