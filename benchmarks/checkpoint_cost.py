@@ -99,7 +99,8 @@ def training_cost(target: Target, n: int, iterations: int) -> dict:
 
     method = METHODS["ksivi"]()
     overrides = {"iterations": iterations, "num_draws": n, "checkpoint_draws": n}
-    settings = resolve(method.Settings, target.method_defaults(method.Settings) | overrides)
+    defaults = target.method_defaults(method.Settings, "ksivi")
+    settings = resolve(method.Settings, defaults | overrides)
     torch.manual_seed(0)
     trace = method.fit(target, settings, torch.device("cpu")).trace
     count, loop = len(trace.checkpoint_iteration), float(trace.checkpoint_seconds[-1])

@@ -51,7 +51,7 @@ def test_every_block_resolves_to_valid_settings(path: Path) -> None:
         assert method in METHODS, f"{path.name}: targets.{target}.methods.{method} is not a method"
         target_obj = make_target(target, config["targets"][target].get("settings", {}))
         merged = {
-            **target_obj.method_defaults(METHODS[method].Settings),
+            **target_obj.method_defaults(METHODS[method].Settings, method),
             **config.get("method_settings", {}),
             **settings_of(block),
         }

@@ -37,9 +37,7 @@ def test_checkpoints_are_scored_like_final_draws_and_non_finite_ones_are_not():
     curves = score_checkpoints(np.stack([shifted, draws, broken]), reference, BANANA, SETTINGS)
     final = evaluate_groups(EvaluationContext(draws, reference, BANANA, SETTINGS), CURVE_GROUPS)
     assert curves.keys() == final.keys()
-    assert {"mmd2", "mmd2_multiscale", "sliced_w1", "kl_qp_density", "mean_error_std"} <= set(
-        final
-    )
+    assert {"mmd2", "mmd2_multiscale", "sliced_w1", "kl_qp_density", "mean_error_std"} <= set(final)
     assert "kl_qp_knn" not in final  # the final draws only
     for name, value in final.items():  # the same draws, the same fixed-seed estimators
         assert curves[name][1] == value, name

@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 import pytest
 import torch
+import yaml
 from torch import Tensor
 
 from sivi_engine import artifacts
+from sivi_engine.methods import METHODS
 from sivi_engine.methods.ksivi import KSIVISettings
 from sivi_engine.methods.livi import LIVISettings
+from sivi_engine.methods.sivi_sm import SIVISMSettings
 from sivi_engine.methods.svgd import SVGDSettings
+from sivi_engine.methods.uivi import UIVISettings
 from sivi_engine.metrics.correlation import correlation_comparison
 from sivi_engine.steps.reference import reference
 from sivi_engine.steps.train import train
 from sivi_engine.targets import make_target
 from sivi_engine.targets.base import Target
 from sivi_engine.targets.laplace import narrowest_sd
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class CorrelatedGaussian(Target):
@@ -94,3 +102,81 @@ def test_blr_waveform_defaults_recover_the_nuts_correlation_pattern(tmp_path) ->
     # Measured max |Δmean| / sd = 0.57 (the package defaults: 67).
     errors = np.abs(samples.mean(0) - reference_draws.mean(0)) / reference_draws.std(0)
     assert errors.max() < 1.0
+
+
+def _default_grid() -> list[tuple[str, str]]:
+    config = yaml.safe_load((ROOT / "config/config.yaml").read_text("utf-8"))
+    return [(target, label) for target in config["targets"] for label in config["methods"]]
+
+
+@pytest.mark.parametrize(("target_name", "label"), _default_grid())
+def test_each_default_run_resolves_its_own_method_settings(tmp_path, target_name, label) -> None:
+    """Each label of config/config.yaml on each of its targets, trained for 2 iterations as the
+    workflow would (global method settings < the target's per-method block < the label's own):
+    the recorded settings hold the method's own recipe for the target where it has one, and no
+    other method's recipe."""
+    config = yaml.safe_load((ROOT / "config/config.yaml").read_text("utf-8"))
+    spec = config["methods"][label]
+    method = spec["method"]
+    block = config["targets"][target_name].get("methods", {}).get(method, {})
+    overrides = {
+        **config["method_settings"],
+        **{k: v for k, v in block.items() if k != "source"},
+        **{k: v for k, v in spec.items() if k not in ("method", "targets", "source")},
+    }
+    brief = {"iterations": 2, "num_draws": 50, "checkpoint_draws": 50}
+    if method == "svgd":
+        brief["num_particles"] = 50
+    path = train(method, target_name, 0, tmp_path / "s.zarr", "cpu", overrides | brief, label)
+    used = _recorded_settings(path)
+    target = make_target(target_name)
+    own = target.method_recipes().get(method, {})
+    # its own recipe, or (without one) the target's groups for the fields it declares
+    given = target.method_defaults(METHODS[method].Settings, method)
+    for key, value in own.items():
+        if key not in overrides and key not in brief:
+            assert used[key] == (list(value) if isinstance(value, tuple) else value), key
+    defaults = dataclasses.asdict(METHODS[method].Settings())
+    for other, recipe in target.method_recipes().items():
+        if other == method:
+            continue
+        leaked = {
+            key
+            for key, value in recipe.items()
+            if key in used
+            and key not in given
+            and key not in overrides
+            and key not in brief
+            and used[key] != _json(defaults[key])
+            and used[key] == _json(value)
+        }
+        assert not leaked, f"{label} on {target_name} took {other}'s {sorted(leaked)}"
+
+
+def _json(value):
+    return json.loads(json.dumps(value))
+
+
+def test_sivi_sm_gets_its_own_waveform_settings_not_ksivis(tmp_path) -> None:
+    """The default run that was suspect on every waveform seed: SIVI-SM took KSIVI's family
+    group, σ₀ = 0.0709 from the Laplace fit, and none of its own waveform settings."""
+    target = make_target("blr_waveform")
+    defaults = target.method_defaults(SIVISMSettings, "sivi_sm")
+    assert "init_sigma" not in defaults  # SIVI-SM's own (its config sets none)
+    assert (defaults["score_offset"], defaults["min_sigma"]) == (1.0, 0.0498)
+    assert defaults["f_hidden"] == (256, 256) and defaults["lr_f"] == 3e-3
+    # KSIVI keeps its groups; a method without a recipe (UIVI) gets the target's groups
+    assert target.method_defaults(KSIVISettings, "ksivi") == target.method_defaults(KSIVISettings)
+    assert "init_sigma" in target.method_defaults(UIVISettings, "uivi")
+
+
+def test_the_paper_blocks_agree_with_the_package_recipes() -> None:
+    """config/paper.yaml quotes the same official configs: its blocks and the recipes agree on
+    every key both set."""
+    paper = yaml.safe_load((ROOT / "config/paper.yaml").read_text("utf-8"))
+    target = make_target("blr_waveform")
+    for method, recipe in target.method_recipes().items():
+        block = paper["targets"]["blr_waveform"]["methods"][method]
+        shared = recipe.keys() & block.keys()
+        assert len(shared) >= 5, method
+        assert {k: _json(recipe[k]) for k in shared} == {k: block[k] for k in shared}, method

@@ -27,9 +27,7 @@ def median_bandwidth(y: np.ndarray, max_points: int = 2000, seed: int = 0) -> fl
 MULTISCALE_FACTORS = (0.125, 0.25, 0.5, 1.0, 2.0)
 
 
-def _gaussian_kernel(
-    a: torch.Tensor, b: torch.Tensor, bandwidths: Sequence[float]
-) -> torch.Tensor:
+def _gaussian_kernel(a: torch.Tensor, b: torch.Tensor, bandwidths: Sequence[float]) -> torch.Tensor:
     """k(a, b) = mean over ℓ in ``bandwidths`` of exp(−‖a − b‖² / (2ℓ²)); squared distances
     from inner products, clamped ≥ 0."""
     sq = ((a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)).clamp_min(0.0)

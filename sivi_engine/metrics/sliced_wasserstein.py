@@ -28,7 +28,8 @@ def wasserstein_1d(u: np.ndarray, v: np.ndarray, p: int = 1) -> np.ndarray:
 
 
 def random_directions(dim: int, count: int, seed: int) -> np.ndarray:
-    """``count`` directions uniform on the unit sphere of R^dim (normalised Gaussians), (count, dim)."""
+    """``count`` directions uniform on the unit sphere of R^dim (normalised Gaussians), shape
+    (count, dim)."""
     directions = np.random.default_rng(seed).standard_normal((count, dim))
     return directions / np.linalg.norm(directions, axis=1, keepdims=True)
 

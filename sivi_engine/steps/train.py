@@ -27,7 +27,7 @@ def train(
     label: str | None = None,
 ) -> Path:
     """Fit a method to a target with one seed and store the SampleSet, with the draws at the
-    training checkpoints. Method settings: the method's defaults < the target's
+    training checkpoints. Method settings: the method's defaults < the target's for this method
     (``Target.method_defaults``) < ``overrides``."""
     from sivi_engine.methods import METHODS  # every method module: here only
 
@@ -39,7 +39,8 @@ def train(
         )
     target_overrides, method_overrides = split_target_overrides(overrides)
     target = make_target(target_name, target_overrides)
-    settings = resolve(method.Settings, target.method_defaults(method.Settings) | method_overrides)
+    defaults = target.method_defaults(method.Settings, method_name)
+    settings = resolve(method.Settings, defaults | method_overrides)
     torch_device = resolve_device(device)
     torch.manual_seed(seed)
     start = time.perf_counter()

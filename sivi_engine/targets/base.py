@@ -28,9 +28,11 @@ class Target(abc.ABC):
     A target whose scale or dimension makes the methods' defaults (sized for 2-D targets) a poor
     start overrides :meth:`method_setting_groups`: groups of method settings, each applied to a
     method whose ``Settings`` declares every field of the group (so the semi-implicit family's
-    ``z_dim``, ``hidden``, ``init_sigma`` reach only the methods that train that family).
-    ``train`` resolves settings as method defaults < :meth:`method_defaults` < user overrides
-    and records the result in the SampleSet.
+    ``z_dim``, ``hidden``, ``init_sigma`` reach only the methods that train that family). Where a
+    method's own paper ran it on this target with settings of its own, :meth:`method_recipes`
+    gives them, and that method gets its recipe instead of the groups (which are sized on
+    another method's settings). ``train`` resolves settings as method defaults <
+    :meth:`method_defaults` < user overrides and records the result in the SampleSet.
     """
 
     name: ClassVar[str]
@@ -83,9 +85,18 @@ class Target(abc.ABC):
         """Groups of method settings suited to this target (see the class docstring); none."""
         return ()
 
-    def method_defaults(self, settings_cls: type) -> dict[str, Any]:
-        """This target's defaults for a method with settings class ``settings_cls``: the union of
-        the groups of :meth:`method_setting_groups` whose fields ``settings_cls`` all declares."""
+    def method_recipes(self) -> Mapping[str, Mapping[str, Any]]:
+        """Method name → that method's own settings on this target (its official config for
+        this experiment); none."""
+        return {}
+
+    def method_defaults(self, settings_cls: type, method: str | None = None) -> dict[str, Any]:
+        """This target's defaults for ``method`` with settings class ``settings_cls``: its
+        recipe (:meth:`method_recipes`) where it has one, else the union of the groups of
+        :meth:`method_setting_groups` whose fields ``settings_cls`` all declares."""
+        recipe = self.method_recipes().get(method) if method is not None else None
+        if recipe is not None:
+            return dict(recipe)
         fields = {field.name for field in dataclasses.fields(settings_cls)}
         defaults: dict[str, Any] = {}
         for group in self.method_setting_groups():

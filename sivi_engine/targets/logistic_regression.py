@@ -53,6 +53,34 @@ PREDICTIVE_CHUNK = 1000
 KSIVI_TRAINING = {"iterations": 20_000, "batch_size": 100, "lr_decay_every": 3000}
 #: ... and its SIMINet (``models/networks.py``): z_dim 10, two hidden layers of h_dim 100.
 KSIVI_FAMILY = {"z_dim": 10, "hidden": (100, 100)}
+#: SIVI-SM's own waveform experiment (longinYu/SIVISM ``configs/LRwaveform.yml``): the same
+#: SIMINet, a 256-256 score network with lr 3e-3, decay every 3000 steps, the log-variance floor
+#: −6 (σ ≥ e⁻³) and the critic offset by the target score (TransTrick). Handing SIVI-SM KSIVI's
+#: σ₀ instead left the default run 14–57 posterior sds off.
+SIVI_SM_RECIPE = {
+    "iterations": 20_000,
+    "batch_size": 100,
+    "lr_decay_every": 3000,
+    "z_dim": 10,
+    "hidden": (100, 100),
+    "f_hidden": (256, 256),
+    "lr_f": 3e-3,
+    "min_sigma": 0.0498,
+    "score_offset": 1.0,
+}
+#: SIVI's own waveform experiment (mingzhang-yin/SIVI ``SIVI_LR.py``): 20-D noise, an
+#: MLP 100-200-100, batch 50, K = 100, Adam lr 0.01 decayed every 100 steps, 5000 steps, a
+#: shared learned full covariance (anchored: benchmarks/results/anchors.md).
+SIVI_RECIPE = {
+    "iterations": 5000,
+    "batch_size": 50,
+    "z_dim": 20,
+    "hidden": (100, 200, 100),
+    "mixing_draws": 100,
+    "lr": 0.01,
+    "lr_decay_every": 100,
+    "covariance": "full",
+}
 
 
 def standardised_design(split: Split) -> Split:
@@ -151,6 +179,10 @@ class BayesianLogisticRegression(Target, StanModel, HeldOutData):
         KSIVI's ``log_var_ini`` −5 is σ₀ = e^−2.5 = 0.082), so other data scales get theirs."""
         start = torch.zeros(self.dim, dtype=torch.float64)  # log p is concave: one mode
         return (KSIVI_TRAINING, KSIVI_FAMILY | sigma_settings(self, start))
+
+    def method_recipes(self) -> Mapping[str, Mapping[str, Any]]:
+        """SIVI-SM's and SIVI's own logistic-regression settings (their waveform configs)."""
+        return {"sivi_sm": SIVI_SM_RECIPE, "sivi": SIVI_RECIPE}
 
     def stan_data(self) -> dict[str, int | float | np.ndarray]:
         """Data block of ``logistic_regression.stan``: N, D, X (N, D), y (N,) int, prior_sd."""
