@@ -427,8 +427,10 @@ def test_summary_markdown(report: Path) -> None:
     assert "training wall time, summed over runs: 2 min 12 s" in md  # 4 × (10 + 11 + 12) s
     assert CONFIG.rstrip() in md
     for target in TARGETS:
-        section = md.split(f"### {target}\n")[1].split("###")[0]
-        header = section.splitlines()[1]
+        section = md.split(f"### {target}\n")[1].split("###")[0].lstrip()
+        # the full table is folded: <details><summary>…</summary>, a blank line, the table
+        assert section.startswith(f"<details><summary>{target}: every metric (")
+        header = section.splitlines()[2]
         assert header.startswith("| method | kl_qp_knn ↓")
         assert ("kl_qp_grid" in header) == (target == "banana")
         for name in (
@@ -511,7 +513,8 @@ def test_index_html(report: Path) -> None:
     page = (report / "report" / "index.html").read_text()
     images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
     assert len(images) == 2 * len(TARGETS)  # density + loss per target
-    assert page.count("<table") == len(TARGETS) + 3  # targets, reproduction, legend, versions
+    # per target its headline and its full table; reproduction, legend, versions
+    assert page.count("<table") == 2 * len(TARGETS) + 3
     assert f"<td>{expected_cell('banana', 1, 'kl_qp_knn')}</td>" in page
     assert f"<td>{expected_cell('gmm1d', 0, 'coverage_95')}</td>" in page
     assert "{method: ksivi, estimator: ustat}" in page
@@ -915,7 +918,8 @@ def test_data_report_figures(data_report) -> None:
         assert f"(figures/{name}.png)" in section(md, target)
     page = (report_dir / "index.html").read_text()
     assert page.count("<img") == len(expected)
-    assert page.count("<table") == 3 + 2 + 2  # target tables, 2 predictive tables, legend, versions
+    # 3 headline and 3 full target tables, 2 predictive tables, legend, versions
+    assert page.count("<table") == 3 + 3 + 2 + 2
 
 
 def test_reproduction_md_is_one_line_without_rows(data_report) -> None:
@@ -1289,7 +1293,7 @@ SECONDS_PER_ITERATION = {"ksivi_v": 0.01, "ksivi_u": 0.02, "sivi": 0.004}  # × 
 MMD2_SCALE = {"ksivi_v": 0.025, "ksivi_u": 1.0, "sivi": 0.001}  # mmd2 = scale · (1 + seed) / it
 CURVE_SUSPECT = ("sivi", 2)
 ON_BUDGET = ("sivi", 1)  # stopped after 5 of the 7 checkpoints: NaN-padded when combined
-FLOORS = {"floor_mmd2": -3e-4, "floor_kl_qp_knn": 0.002, "floor_mean_error_std": 0.01}
+FLOORS = {"floor_mmd2": -3e-4, "floor_sliced_w1": 0.002, "floor_mean_error_std": 0.01}
 
 
 def fake_curves(label: str, seed: int) -> dict[str, np.ndarray]:
@@ -1298,7 +1302,7 @@ def fake_curves(label: str, seed: int) -> dict[str, np.ndarray]:
         "iteration": iteration,
         "seconds": iteration * SECONDS_PER_ITERATION[label] * (1 + 0.1 * seed),
         "mmd2": MMD2_SCALE[label] * (1 + seed) / iteration,
-        "kl_qp_knn": 0.5 * (1 + seed) / np.sqrt(iteration),
+        "sliced_w1": 0.5 * (1 + seed) / np.sqrt(iteration),
         "mean_error_std": 2.0 / iteration,
     }
 
@@ -1314,7 +1318,8 @@ def write_curve_results(root: Path) -> list[Path]:
         settings = json.dumps({"estimator": estimator} if estimator else {})
         for seed in SEEDS:
             curves = fake_curves(label, seed)
-            final = {m: float(curves[m][-1]) for m in ("mmd2", "kl_qp_knn", "mean_error_std")}
+            final = {m: float(curves[m][-1]) for m in ("mmd2", "sliced_w1", "mean_error_std")}
+            final["kl_qp_knn"] = 0.1  # scored on the final draws only
             reasons = ("kl_qp_knn above the gate",) if (label, seed) == CURVE_SUSPECT else ()
             paths.append(
                 write_run(
@@ -1376,6 +1381,26 @@ def test_time_to_quality_table(curve_data) -> None:
     )
 
 
+def test_headline_table_is_compact(curve_data) -> None:
+    """The headline discrepancies the runs hold (mmd2, sliced_w1; kl_qp_knn is not one), time
+    to quality and seeds reached; never more than 8 columns."""
+    assert curves.HEADLINE_COLUMNS <= 8
+    table = curves.headline_table(curve_data.metrics, curve_data.labels)
+    assert table.header == (
+        "method",
+        "mmd2 ↓",
+        "sliced_w1 ↓",
+        "seconds to mmd2 ≤ τ (median)",
+        "seeds reached",
+    )
+    rows = {row[0]: row[1:] for row in table.rows}
+    assert rows["ksivi_v"][2:] == ("1.10 s", "2 of 3")
+    assert rows["sivi"][2:] == ("0.0150 s", "2 of 2; 1 suspect")
+    # sliced_w1 = 0.5 (1 + s)/√it at the last checkpoint: it 100 for ksivi_u
+    expected = seed_cell(np.array([0.05, 0.1, 0.15]), np.array(["ok"] * 3))
+    assert rows["ksivi_u"][1] == expected
+
+
 def test_seed_bands_average_ok_seeds_and_skip_padding(curve_data) -> None:
     ksivi_v = curves.label_band(curve_data.metrics, "ksivi_v", "mmd2", curves.SECONDS)
     # checkpoint 10: seconds 0.10, 0.11, 0.12 and mmd2 0.0025, 0.005, 0.0075 over seeds 0–2
@@ -1396,7 +1421,7 @@ def test_curve_figure_axes_and_legend(curve_data) -> None:
     panels = views.curve_panels(curve_data)
     assert [(p.ylabel, p.xlabel) for p in panels] == [
         (f"{m} ↓", x)
-        for m in ("mmd2", "kl_qp_knn", "mean_error_std")
+        for m in ("mmd2", "sliced_w1", "mean_error_std")
         for x in ("iteration", "training-loop seconds")
     ]
     assert panels[0].levels == {"threshold τ": pytest.approx(6e-4)}
@@ -1411,7 +1436,7 @@ def test_curve_figure_axes_and_legend(curve_data) -> None:
 
 def test_ksivi_estimator_figure_needs_both_estimators(curve_data) -> None:
     panels = views.ksivi_estimator_panels(curve_data)
-    assert [p.ylabel for p in panels] == ["mmd2 ↓", "kl_qp_knn ↓"]
+    assert [p.ylabel for p in panels] == ["mmd2 ↓", "sliced_w1 ↓"]
     assert [line.title for line in panels[0].lines] == ["ksivi_v (vstat)", "ksivi_u (ustat)"]
     only_v = dataclasses.replace(
         curve_data, runs=tuple(r for r in curve_data.runs if r.label != "ksivi_u")
@@ -1427,7 +1452,10 @@ def test_curve_report_headline_tables_and_csv(curve_report) -> None:
     headline = md.split("## Quality along training\n")[1].split("\n## ")[0]
     assert BUDGET_NOTE in headline and "--configfile config/paper.yaml" in headline
     assert "### banana (along training)" in headline and curves.QUALITY_RULE in headline
-    assert "| ksivi_v | 1.10 s | 100 | 2 of 3 | 6.00e-04 |" in headline
+    assert "| ksivi_v | 1.10 s | 100 | 2 of 3 | 6.00e-04 |" in headline  # folded detail
+    assert "<details><summary>time to quality: iterations and thresholds</summary>" in headline
+    mmd2 = seed_cell(np.array([2.5e-4, 5e-4, 7.5e-4]), np.array(["ok"] * 3))
+    assert f"| ksivi_v | {mmd2} | " in headline and "| 1.10 s | 2 of 3 |" in headline
     for name in ("banana_curves", "banana_ksivi_estimators"):
         assert f"(figures/{name}.png)" in headline
         assert (root / "report" / "figures" / f"{name}.png").stat().st_size > 10_000
@@ -1436,7 +1464,7 @@ def test_curve_report_headline_tables_and_csv(curve_report) -> None:
     header = next(
         line for line in section(md, "banana").splitlines() if line.startswith("| method")
     )
-    assert header == "| method | kl_qp_knn ↓ | mmd2 ↓ | mean_error_std ↓ |"
+    assert header == "| method | kl_qp_knn ↓ | mmd2 ↓ | sliced_w1 ↓ | mean_error_std ↓ |"
     expected = seed_cell(np.array([1e-5, 1e-4, 0.0]), np.array(["ok", "ok", "suspect"]))
     assert table_rows(section(md, "banana"), "| method |")["sivi"][1] == expected
     csv = pd.read_csv(root / "metrics.csv")
@@ -1455,7 +1483,7 @@ def test_curve_report_headline_tables_and_csv(curve_report) -> None:
 
 def test_report_without_curves_says_so(report: Path) -> None:
     md = (report / "report" / "summary.md").read_text()
-    assert f"{BUDGET_NOTE}\n\n{NO_CURVES}\n\n## Suspect runs" in md
+    assert f"{BUDGET_NOTE}\n\n{NO_CURVES}\n\n### banana (along training)" in md
 
 
 @pytest.mark.parametrize(

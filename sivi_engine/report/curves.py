@@ -19,12 +19,16 @@ import xarray as xr
 
 from sivi_engine.artifacts import CURVE_PREFIX, FLOOR_PREFIX
 from sivi_engine.report.tables import (
+    ABSENT,
     EXCLUSIONS,
+    HEADLINE_METRICS,
     MISSING,
     OK,
     Table,
     format_number,
+    header_cell,
     run_condition,
+    seed_cell,
 )
 
 #: The clocks of a checkpoint: the iteration and the training loop's seconds there.
@@ -235,4 +239,35 @@ def time_to_quality_table(ds: xr.Dataset, labels: Sequence[str]) -> Table:
                 format_number(quality.threshold),
             )
         )
+    return Table(header, tuple(rows))
+
+
+#: Most columns of a headline table: method, the headline metrics, time to quality, seeds.
+HEADLINE_COLUMNS = 2 + len(HEADLINE_METRICS) + 1
+
+
+def headline_table(ds: xr.Dataset, labels: Sequence[str]) -> Table:
+    """Per label of one target (``ds``: dims method, seed, checkpoint), the compact headline:
+    its final :data:`HEADLINE_METRICS` (mean ± sd over ok seeds, left-out runs counted), the
+    median seconds to MMD² ≤ τ and the seeds that got there (:data:`QUALITY_RULE`); at most
+    :data:`HEADLINE_COLUMNS` columns. Labels without a run on the target are left out."""
+    metrics = [m for m in HEADLINE_METRICS if m in ds.data_vars and bool(ds[m].notnull().any())]
+    timed = has_quality_inputs(ds)
+    header = (
+        "method",
+        *(header_cell(m) for m in metrics),
+        *((f"seconds to {QUALITY_METRIC} ≤ τ (median)", "seeds reached") if timed else ()),
+    )
+    condition = run_condition(ds)
+    rows = []
+    for label in labels:
+        runs = condition.sel({"method": label}).values
+        if not (runs != ABSENT).any():
+            continue
+        cells = [seed_cell(ds[m].sel({"method": label}).values, runs) for m in metrics]
+        if timed:
+            quality = time_to_quality(ds, label)
+            seconds = _clock_cell(f"{format_number(quality.seconds)} s", quality)
+            cells += [seconds, _reached_cell(quality)]
+        rows.append((label, *cells))
     return Table(header, tuple(rows))

@@ -51,7 +51,16 @@ class Image:
     png: bytes
 
 
-Block = Heading | Paragraph | Bullets | Code | TableBlock | Image
+@dataclasses.dataclass(frozen=True)
+class Collapsed:
+    """Blocks shown folded under a one-line ``summary`` (HTML and GitHub Markdown
+    ``<details>``)."""
+
+    summary: str
+    blocks: tuple[Heading | Paragraph | Bullets | Code | TableBlock | Image, ...]
+
+
+Block = Heading | Paragraph | Bullets | Code | TableBlock | Image | Collapsed
 
 
 # --- Markdown ---------------------------------------------------------------------------------
@@ -85,6 +94,11 @@ MARKDOWN: dict[type, Callable[..., str]] = {
     Code: _md_code,
     TableBlock: _md_table,
     Image: lambda b: f"![{b.caption}]({b.path})",
+    Collapsed: lambda b: (
+        f"<details><summary>{html.escape(b.summary)}</summary>\n\n"
+        + to_markdown(b.blocks)
+        + "\n</details>"
+    ),
 }
 
 
@@ -123,6 +137,11 @@ HTML: dict[type, Callable[..., str]] = {
     Code: lambda b: f"<pre><code>{_e(b.text.rstrip())}</code></pre>",
     TableBlock: _html_table,
     Image: _html_image,
+    Collapsed: lambda b: (
+        f"<details><summary>{_e(b.summary)}</summary>\n"
+        + "\n".join(HTML[type(inner)](inner) for inner in b.blocks)
+        + "\n</details>"
+    ),
 }
 
 

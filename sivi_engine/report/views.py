@@ -41,7 +41,7 @@ from sivi_engine.metrics.predictive import ReliabilityCurve
 from sivi_engine.report import curves, summaries, tables
 from sivi_engine.report import figures as fig
 from sivi_engine.report import runs as rn
-from sivi_engine.report.render import Block, Image, Paragraph, TableBlock
+from sivi_engine.report.render import Block, Collapsed, Image, Paragraph, TableBlock
 
 FIGURE_DIR = "figures"
 #: Central credible level of the diffusion's path bands (2.5 and 97.5 percentiles).
@@ -352,15 +352,26 @@ def curve_lines(
     return [line for line in lines if line.data.x.size]
 
 
-def time_to_quality_blocks(data: TargetData) -> list[Block]:
-    """Seconds and iterations each label takes to get its MMD² within reach of the floor."""
-    if not curves.has_quality_inputs(data.metrics):
-        return []
+def headline_blocks(data: TargetData) -> list[Block]:
+    """The target's compact headline table (:func:`curves.headline_table`), then, folded, the
+    iterations and thresholds behind its time to quality."""
     caption = (
-        f"{data.name}: {curves.QUALITY_RULE}. Ok seeds only; diverged and suspect runs "
-        "are counted, not used; τ is shown as the median over the label's runs."
+        f"{data.name}: final scores, mean ± sd over ok seeds (diverged and suspect runs are "
+        "counted, not used); the discrepancies are the ones that stay consistent in any "
+        "dimension (every metric: the folded table under Results per target, and "
+        "results/metrics.csv)"
     )
-    return [Paragraph(caption), TableBlock(curves.time_to_quality_table(data.metrics, data.labels))]
+    blocks: list[Block] = [
+        Paragraph(caption),
+        TableBlock(curves.headline_table(data.metrics, data.labels)),
+    ]
+    if curves.has_quality_inputs(data.metrics):
+        detail = (
+            Paragraph(f"{curves.QUALITY_RULE}; τ is the median over the label's runs."),
+            TableBlock(curves.time_to_quality_table(data.metrics, data.labels)),
+        )
+        blocks.append(Collapsed("time to quality: iterations and thresholds", detail))
+    return blocks
 
 
 def curve_panels(data: TargetData) -> list[fig.CurvePanel]:
@@ -442,7 +453,7 @@ def ksivi_estimator_blocks(data: TargetData) -> list[Block]:
 
 
 HEADLINE_VIEWS: tuple[View, ...] = (
-    View("time_to_quality", lambda d: True, time_to_quality_blocks),
+    View("headline", lambda d: True, headline_blocks),
     View("curves", lambda d: True, curve_blocks),
     View("ksivi_estimators", lambda d: d.name in KSIVI_COMPARISON_TARGETS, ksivi_estimator_blocks),
 )
