@@ -564,6 +564,12 @@ def test_cost_tables_sum_benchmark_files(tmp_path: Path) -> None:
     assert by_rule["train"][1:] == ("3", "29.0", "9.67", "14.0", "320")
     by_method = {row[0]: row for row in costs.cost_by_method(frame).rows}
     assert by_method["k"][1:3] == ("2", "24.0") and by_method["s"][1:3] == ("1", "5.00")
+    # training loops of 20 s in all: train jobs 29 s, so 9 s beyond the loops, evaluate 2 s
+    split = {row[0]: row[1:] for row in costs.cost_split(frame, 20.0).rows}
+    assert split["training loops"] == ("20.0", "100 %")
+    assert split["train jobs beyond the loop"] == ("9.00", "45 %")
+    assert split["evaluate jobs"] == ("2.00", "10 %")
+    assert split["per-run overhead (train beyond the loop + evaluate)"] == ("11.0", "55 %")
 
 
 # --- data targets: predictive table, correlation scatter, reliability diagram, diffusion paths ---

@@ -39,14 +39,29 @@ def write_metric_table(combined: xr.Dataset, table_path: Path) -> None:
     write_atomic(table_path.with_suffix(".csv"), csv)
 
 
-def cost_tables(paths: Sequence[Path], root: Path | None) -> list[tables.Table]:
-    """Per-rule and per-method cost tables, or none without benchmark files."""
+def loop_seconds(combined: xr.Dataset) -> float:
+    """Training-loop seconds summed over the runs: each run's clock at its last checkpoint
+    (checkpoint sampling excluded), or its training wall seconds where it has no curves."""
+    if "curve_seconds" in combined.data_vars:
+        last = combined["curve_seconds"].max("checkpoint", skipna=True)
+        if "wall_seconds" in combined.data_vars:
+            last = last.fillna(combined["wall_seconds"])
+        return float(last.sum(skipna=True))
+    return float(combined["wall_seconds"].sum(skipna=True))
+
+
+def cost_tables(
+    paths: Sequence[Path], root: Path | None, combined: xr.Dataset
+) -> list[tables.Table]:
+    """The split of the jobs' time into training loops and overhead, then per-rule and
+    per-method cost tables; none without benchmark files."""
     if not paths:
         return []
     if root is None:
         raise ValueError("benchmark files need their root directory (benchmark_root)")
     frame = costs.read_benchmarks(paths, Path(root))
-    return [costs.cost_by_rule(frame), costs.cost_by_method(frame)]
+    split = costs.cost_split(frame, loop_seconds(combined))
+    return [split, costs.cost_by_rule(frame), costs.cost_by_method(frame)]
 
 
 def not_run_pairs(config: Mapping[str, object]) -> list[NotRun]:
@@ -118,7 +133,7 @@ def build_report(
         config_text=config_text,
         reproduction=reproduced,
         not_run=not_run_pairs(config),
-        costs=cost_tables(benchmark_paths, benchmark_root),
+        costs=cost_tables(benchmark_paths, benchmark_root, combined),
     )
     sections = (*along_training.values(), *target_blocks.values())
     for block in (b for blocks_of in sections for b in blocks_of):

@@ -58,3 +58,33 @@ def cost_by_method(frame: pd.DataFrame) -> Table:
     """The same for training jobs, per method label (the second part of the job name)."""
     train = frame[frame.rule == "train"]
     return _summary(train, train.job.str.split("/").str[1], "method")
+
+
+#: Rules whose jobs are the per-run overhead of the benchmark, beside the training loops.
+RUN_RULES = ("train", "evaluate")
+
+
+def cost_split(frame: pd.DataFrame, loop_seconds: float) -> Table:
+    """Where the jobs' wall time went: the training loops (``loop_seconds``, summed over runs:
+    the budgets that were spent), the rest of the train jobs (interpreter and torch start-up,
+    target set-up, checkpoint and final draws, writing the store), the evaluate jobs and every
+    other rule; each with its share of the training loops. The last row is the per-run overhead,
+    train beyond the loop plus evaluate, as a share of the loops."""
+    totals = frame.groupby("rule", sort=False).seconds.sum()
+    train_beyond = totals.get("train", 0.0) - loop_seconds
+    parts = [
+        ("training loops", loop_seconds),
+        ("train jobs beyond the loop", train_beyond),
+        ("evaluate jobs", totals.get("evaluate", 0.0)),
+        *((f"{rule} jobs", seconds) for rule, seconds in totals.items() if rule not in RUN_RULES),
+        (
+            "per-run overhead (train beyond the loop + evaluate)",
+            train_beyond + totals.get("evaluate", 0.0),
+        ),
+    ]
+
+    def share(seconds: float) -> str:
+        return f"{100 * seconds / loop_seconds:.0f} %" if loop_seconds > 0 else "—"
+
+    rows = tuple((name, format_number(seconds), share(seconds)) for name, seconds in parts)
+    return Table(("where the time went", "wall s", "of the training loops"), rows)

@@ -77,8 +77,9 @@ REPRODUCTION_NOTE = (
 NO_REPRODUCTION = "The config lists no reproduction rows (key `reproduction`)."
 
 COST_NOTE = (
-    "Wall time and peak resident memory of every job, from Snakemake's benchmark files: "
-    "per rule, then per method for the training jobs."
+    "Wall time and peak resident memory of every job, from Snakemake's benchmark files: first "
+    "where the time went (the training loops, which the budgets bound, against everything a "
+    "run costs beyond them), then per rule, then per method for the training jobs."
 )
 
 
