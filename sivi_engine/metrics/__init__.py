@@ -18,7 +18,14 @@ from sivi_engine.metrics.context import EvaluationContext, EvaluationSettings, d
 from sivi_engine.metrics.correlation import correlation_comparison, rank_correlation_comparison
 from sivi_engine.metrics.density_kl import density_kl_divergence, kozachenko_leonenko_entropy
 from sivi_engine.metrics.knn_kl import knn_kl_divergence
-from sivi_engine.metrics.mmd import MULTISCALE_FACTORS, median_bandwidth, mmd_squared
+from sivi_engine.metrics.mmd import (
+    MULTISCALE_FACTORS,
+    KernelReference,
+    kernel_reference,
+    median_bandwidth,
+    mmd_squared,
+    mmd_squared_each,
+)
 from sivi_engine.metrics.modes import mode_coverage, separated_modes
 from sivi_engine.metrics.moments import moment_errors
 from sivi_engine.metrics.predictive import (
@@ -27,7 +34,11 @@ from sivi_engine.metrics.predictive import (
     reliability_curve,
 )
 from sivi_engine.metrics.quantiles import quantile_errors
-from sivi_engine.metrics.sliced_wasserstein import sliced_wasserstein
+from sivi_engine.metrics.sliced_wasserstein import (
+    sliced_reference,
+    sliced_wasserstein,
+    sliced_wasserstein_against,
+)
 from sivi_engine.registry import Registry
 
 MetricGroup = Callable[[EvaluationContext], dict[str, float]]
@@ -70,21 +81,19 @@ def _mmd(ctx: EvaluationContext) -> dict[str, float]:
     """Unbiased MMD² with the median-distance bandwidth ℓ of the reference sample, and with the
     mean of the Gaussian kernels of widths ℓ × :data:`MULTISCALE_FACTORS`."""
     s = ctx.settings
-    ell = median_bandwidth(ctx.reference, max_points=s.max_points_mmd, seed=s.seed)
 
-    def mmd2(bandwidth: float | list[float]) -> float:
-        return mmd_squared(
-            ctx.samples,
-            ctx.reference,
-            bandwidth,
-            max_points=s.max_points_mmd,
-            seed=s.seed,
-            device=ctx.device,
+    def compute() -> tuple[float, KernelReference]:
+        ell = median_bandwidth(ctx.reference, max_points=s.max_points_mmd, seed=s.seed)
+        bandwidths = [factor * ell for factor in MULTISCALE_FACTORS]
+        return ell, kernel_reference(
+            ctx.reference, bandwidths, s.max_points_mmd, s.seed, ctx.device
         )
 
+    ell, reference = ctx.reference_side("mmd", compute)
+    each = mmd_squared_each(ctx.samples, reference, s.max_points_mmd, s.seed)
     return {
-        "mmd2": mmd2(ell),
-        "mmd2_multiscale": mmd2([factor * ell for factor in MULTISCALE_FACTORS]),
+        "mmd2": float(each[MULTISCALE_FACTORS.index(1.0)]),
+        "mmd2_multiscale": float(each.mean()),
         "mmd_bandwidth": ell,
     }
 
@@ -96,11 +105,10 @@ def _sliced_wasserstein(ctx: EvaluationContext) -> dict[str, float]:
     if ctx.target.infinite_variance:
         return {}
     s = ctx.settings
-    return {
-        "sliced_w1": sliced_wasserstein(
-            ctx.samples, ctx.reference, num_projections=s.sliced_projections, seed=s.seed
-        )
-    }
+    reference = ctx.reference_side(
+        "sliced", lambda: sliced_reference(ctx.reference, s.sliced_projections, s.seed)
+    )
+    return {"sliced_w1": sliced_wasserstein_against(ctx.samples, reference)}
 
 
 @METRICS.register("correlation")

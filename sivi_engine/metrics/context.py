@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -76,15 +77,17 @@ class EvaluationSettings:
 class EvaluationContext:
     """Inputs of one evaluation: ``samples`` from q (n, d), ``reference`` draws from p (m, d);
     ``device`` (``cpu`` or ``cuda``) is where the quadratic-cost metrics (kNN, MMD) run;
-    ``known_reference_predictive``: :attr:`reference_predictive` when it is already computed
-    for another q with as many draws (computed on first use otherwise)."""
+    ``shared``: what the metric groups compute from the reference side alone (the MMD
+    reference kernel, the reference's predictive scores), kept for every context that is handed
+    the same dict: contexts sharing it must have the same reference, settings and device, and
+    as many draws (the checkpoints of one run)."""
 
     samples: np.ndarray
     reference: np.ndarray
     target: Target
     settings: EvaluationSettings = dataclasses.field(default_factory=EvaluationSettings)
     device: str = "cpu"
-    known_reference_predictive: dict[str, Any] | None = None
+    shared: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         for name in ("samples", "reference"):
@@ -96,20 +99,27 @@ class EvaluationContext:
                 )
             object.__setattr__(self, name, arr)
 
-    @functools.cached_property
+    def reference_side(self, name: str, compute: Callable[[], Any]) -> Any:
+        """``shared[name]``, computed by ``compute()`` on first use."""
+        if name not in self.shared:
+            self.shared[name] = compute()
+        return self.shared[name]
+
+    @property
     def reference_predictive(self) -> dict[str, Any] | None:
         """``target.predictive`` of a fixed-seed subsample of the reference draws, as many as
         q's (an S-draw predictive mean is biased by O(1/S), so both get the same S); None for a
-        target without held-out data. It depends on q only through their number: contexts
-        with the same reference and as many draws can share it."""
+        target without held-out data. Kept in :attr:`shared`."""
         from sivi_engine.targets.capabilities import HeldOutData
 
         if not isinstance(self.target, HeldOutData):
             return None
-        if self.known_reference_predictive is not None:
-            return self.known_reference_predictive
-        rng = np.random.default_rng(self.settings.seed)
-        return self.target.predictive(subsample(self.reference, self.samples.shape[0], rng))
+
+        def compute() -> dict[str, Any]:
+            rng = np.random.default_rng(self.settings.seed)
+            return self.target.predictive(subsample(self.reference, self.samples.shape[0], rng))
+
+        return self.reference_side("reference_predictive", compute)
 
     @functools.cached_property
     def predictive(self) -> tuple[dict[str, Any], dict[str, Any]] | None:

@@ -47,11 +47,9 @@ def score_checkpoints(
     """:data:`CURVE_GROUPS` on each checkpoint's draws ``draws`` (K, m, d) against
     ``reference`` (M, d): metric name → its K values. A checkpoint whose draws are not all
     finite is not scored (NaN throughout), and a metric missing at a checkpoint is NaN there.
-    The reference's predictive scores (the same m reference draws at every checkpoint) are
-    computed once."""
-    shared = None
-    if draws.shape[0]:
-        shared = EvaluationContext(draws[0], reference, target, settings).reference_predictive
+    What depends on the reference alone (the MMD reference kernel, the predictive scores of m
+    reference draws) is computed once for all checkpoints."""
+    shared: dict = {}
     contexts = [
         EvaluationContext(points, reference, target, settings, device, shared) for points in draws
     ]

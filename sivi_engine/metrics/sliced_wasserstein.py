@@ -7,6 +7,8 @@ scores its toy experiments with a sliced Wasserstein distance.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from sivi_engine.metrics.arrays import as_samples
@@ -16,7 +18,11 @@ def wasserstein_1d(u: np.ndarray, v: np.ndarray, p: int = 1) -> np.ndarray:
     """W_p^p between the empirical laws of each row of ``u`` (L, n) and of ``v`` (L, m):
     ∫₀¹ |F_u⁻¹(t) − F_v⁻¹(t)|^p dt, exact for empirical quantile functions (piecewise constant
     between the levels i/n and j/m), so n and m may differ."""
-    u, v = np.sort(u, axis=1), np.sort(v, axis=1)
+    return _wasserstein_sorted(np.sort(u, axis=1), np.sort(v, axis=1), p)
+
+
+def _wasserstein_sorted(u: np.ndarray, v: np.ndarray, p: int) -> np.ndarray:
+    """:func:`wasserstein_1d` of rows already sorted."""
     n, m = u.shape[1], v.shape[1]
     levels = np.union1d(np.arange(1, n + 1) / n, np.arange(1, m + 1) / m)
     widths = np.diff(levels, prepend=0.0)
@@ -34,6 +40,41 @@ def random_directions(dim: int, count: int, seed: int) -> np.ndarray:
     return directions / np.linalg.norm(directions, axis=1, keepdims=True)
 
 
+@dataclasses.dataclass(frozen=True)
+class SlicedReference:
+    """The reference side of the sliced distance, computed once for any number of q samples:
+    the directions, divided by the reference's per-coordinate sds, and the reference's sorted
+    projections on them (L, m)."""
+
+    directions: np.ndarray
+    projections: np.ndarray
+
+
+def sliced_reference(y: np.ndarray, num_projections: int = 200, seed: int = 0) -> SlicedReference:
+    """:class:`SlicedReference` of the reference sample ``y`` (m, d)."""
+    y = as_samples(y, "y")
+    if num_projections < 1:
+        raise ValueError(f"num_projections must be >= 1, got {num_projections}")
+    scale = np.std(y, axis=0, ddof=1)
+    if not np.all(scale > 0):
+        raise ValueError("sliced_wasserstein: a coordinate of the reference has zero spread")
+    directions = random_directions(y.shape[1], num_projections, seed) / scale
+    return SlicedReference(directions, np.sort(directions @ y.T, axis=1))
+
+
+def sliced_wasserstein_against(x: np.ndarray, reference: SlicedReference, p: int = 1) -> float:
+    """SW_p of the sample ``x`` against a :class:`SlicedReference` (:func:`sliced_wasserstein`)."""
+    x = as_samples(x, "x")
+    if x.shape[1] != reference.directions.shape[1]:
+        raise ValueError(
+            f"x and y differ in dimension: {x.shape[1]} vs {reference.directions.shape[1]}"
+        )
+    if p not in (1, 2):
+        raise ValueError(f"p must be 1 or 2, got {p}")
+    projected = np.sort(reference.directions @ x.T, axis=1)
+    return float(_wasserstein_sorted(projected, reference.projections, p).mean() ** (1 / p))
+
+
 def sliced_wasserstein(
     x: np.ndarray, y: np.ndarray, num_projections: int = 200, seed: int = 0, p: int = 1
 ) -> float:
@@ -49,16 +90,4 @@ def sliced_wasserstein(
     (measured). The empirical estimate is biased upwards by finite samples (like the other
     sample metrics, read it against the reference's own noise floor).
     """
-    x, y = as_samples(x, "x"), as_samples(y, "y")
-    if x.shape[1] != y.shape[1]:
-        raise ValueError(f"x and y differ in dimension: {x.shape[1]} vs {y.shape[1]}")
-    if num_projections < 1:
-        raise ValueError(f"num_projections must be >= 1, got {num_projections}")
-    if p not in (1, 2):
-        raise ValueError(f"p must be 1 or 2, got {p}")
-    scale = np.std(y, axis=0, ddof=1)
-    if not np.all(scale > 0):
-        raise ValueError("sliced_wasserstein: a coordinate of the reference has zero spread")
-    directions = random_directions(x.shape[1], num_projections, seed) / scale
-    powered = wasserstein_1d(directions @ x.T, directions @ y.T, p)
-    return float(powered.mean() ** (1 / p))
+    return sliced_wasserstein_against(x, sliced_reference(y, num_projections, seed), p)
