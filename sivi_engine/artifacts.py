@@ -15,12 +15,15 @@ Four artifact kinds flow through the benchmark (DESIGN §2):
 
 Every store is validated when written and when read. Writes are atomic: the store is written
 to a hidden sibling, marked complete, and renamed into place, so a killed job never leaves a
-store at the destination, and a partial store elsewhere fails validation.
+store at the destination, and a partial store elsewhere fails validation. Every array's SHA-256
+is recorded at write time (attribute ``checksums``) and checked on read, so a deleted, truncated
+or altered chunk is an :class:`ArtifactError` naming the store and the array.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -35,6 +38,7 @@ import xarray as xr
 import zarr
 
 COMPLETE_ATTR = "artifact_complete"
+CHECKSUMS_ATTR = "checksums"
 
 
 class ArtifactError(ValueError):
@@ -232,11 +236,53 @@ def _portable_strings(ds: xr.Dataset, names: Sequence[str]) -> xr.Dataset:
     )
 
 
+def _array_bytes(values: np.ndarray) -> bytes:
+    """The bytes an array's checksum is taken of: strings joined by NUL, numbers little-endian."""
+    if values.dtype.kind in "OUT":
+        return "\0".join(str(v) for v in values.ravel()).encode("utf-8")
+    values = np.ascontiguousarray(values)
+    return values.astype(values.dtype.newbyteorder("<"), copy=False).tobytes()
+
+
+def checksums(ds: xr.Dataset) -> dict[str, str]:
+    """SHA-256 (hex) of every data variable and coordinate of ``ds``, by name."""
+    return {
+        str(name): hashlib.sha256(_array_bytes(np.asarray(ds[name].values))).hexdigest()
+        for name in sorted(map(str, [*ds.data_vars, *ds.coords]))
+    }
+
+
+def _load_and_verify(ds: xr.Dataset, schema: ArtifactSchema, where: str) -> xr.Dataset:
+    """Load every array of ``ds`` and compare it with the checksum recorded at write time;
+    an array that cannot be decoded or does not match is an :class:`ArtifactError` naming it."""
+    if CHECKSUMS_ATTR not in ds.attrs:
+        _fail(
+            where, schema, f"no {CHECKSUMS_ATTR!r} attribute (written by an older version: rerun)"
+        )
+    recorded = json.loads(ds.attrs.pop(CHECKSUMS_ATTR))
+    for name, variable in ds.variables.items():
+        try:
+            variable.load()
+        except Exception as err:  # a codec's or the store's error, whatever its type
+            _fail(where, schema, f"array {name!r} cannot be read ({type(err).__name__}: {err})")
+    actual = checksums(ds)
+    if actual.keys() != recorded.keys():
+        _fail(
+            where, schema, f"arrays {sorted(actual)} differ from those written {sorted(recorded)}"
+        )
+    for name, digest in actual.items():
+        if digest != recorded[name]:
+            _fail(where, schema, f"array {name!r} differs from what was written (damaged chunk)")
+    return ds
+
+
 def write(ds: xr.Dataset, path: str | os.PathLike[str], schema: ArtifactSchema) -> Path:
-    """Validate ``ds`` and write it atomically to the Zarr v3 store ``path``."""
+    """Validate ``ds`` and write it atomically to the Zarr v3 store ``path``, with every array's
+    checksum."""
     path = Path(path)
     ds = ds.assign_attrs(kind=schema.kind)
     validate(ds, schema, str(path))
+    ds = ds.assign_attrs({CHECKSUMS_ATTR: json_attr(checksums(ds))})
     ds = _portable_strings(ds, schema.string_coords)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
@@ -268,7 +314,8 @@ def _replace(staging: Path, path: Path) -> None:
 
 
 def read(path: str | os.PathLike[str], schema: ArtifactSchema) -> xr.Dataset:
-    """Open and validate a store; raise :class:`ArtifactError` naming what is wrong."""
+    """Open, load, checksum and validate a store; raise :class:`ArtifactError` naming what is
+    wrong."""
     path = Path(path)
     if not (path / "zarr.json").is_file():
         raise ArtifactError(f"{schema.kind} store {path}: not a Zarr v3 store (no zarr.json)")
@@ -281,6 +328,7 @@ def read(path: str | os.PathLike[str], schema: ArtifactSchema) -> xr.Dataset:
             f"{schema.kind} store {path}: incomplete write (no {COMPLETE_ATTR!r} mark)"
         )
     ds.attrs.pop(COMPLETE_ATTR)
+    ds = _load_and_verify(ds, schema, str(path))
     validate(ds, schema, str(path))
     return ds
 

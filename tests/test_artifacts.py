@@ -176,3 +176,47 @@ def test_metric_sets_combine_with_nan_for_missing_metrics():
     artifacts.validate(table.assign_attrs(kind="MetricSet"), artifacts.METRIC_SET)
     assert table.kl.sel(target="gmm1d", seed=1).item() == 3.0
     assert np.isnan(table.grid.sel(target="gmm1d", seed=1).item())
+
+
+def _chunks(store, array: str) -> list:
+    return sorted(p for p in (store / array).rglob("*") if p.is_file() and p.name != "zarr.json")
+
+
+@pytest.mark.parametrize("array", ["samples", "checkpoint_samples"])
+@pytest.mark.parametrize("damage", ["delete", "truncate", "flip"])
+def test_a_damaged_chunk_is_an_error_naming_store_and_array(
+    tmp_path, sample_set_ds, array, damage
+) -> None:
+    """Zarr fills a missing chunk with the fill value and reads an altered one as data: the
+    checksums recorded at write time catch both, and a truncated chunk is named, not a codec
+    traceback."""
+    path = artifacts.write(sample_set_ds, tmp_path / "s.zarr", artifacts.SAMPLE_SET)
+    chunk = _chunks(path, array)[0]
+    if damage == "delete":
+        chunk.unlink()
+    elif damage == "truncate":
+        chunk.write_bytes(chunk.read_bytes()[: len(chunk.read_bytes()) // 2])
+    else:
+        data = bytearray(chunk.read_bytes())
+        data[-1] ^= 0xFF
+        chunk.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match=rf"SampleSet store {path}: array '{array}'"):
+        artifacts.read(path, artifacts.SAMPLE_SET)
+
+
+def test_evaluate_refuses_a_damaged_sample_set_instead_of_calling_it_diverged(
+    tmp_path, sample_set_ds
+) -> None:
+    """The CLI exits with the named error before scoring; no MetricSet is written."""
+    path = artifacts.write(sample_set_ds, tmp_path / "s.zarr", artifacts.SAMPLE_SET)
+    _chunks(path, "samples")[0].unlink()
+    out = tmp_path / "m.zarr"
+    proc = subprocess.run(
+        [sys.executable, "-m", "sivi_engine", "evaluate", "--samples", str(path),
+         "--reference", str(tmp_path / "absent.zarr"), "--out", str(out)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert f"SampleSet store {path}: array 'samples'" in proc.stderr
+    assert "Traceback" not in proc.stderr and "diverged" not in proc.stderr
+    assert not out.exists()
