@@ -22,14 +22,16 @@ or altered chunk is an :class:`ArtifactError` naming the store and the array.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import json
 import os
 import shutil
 import uuid
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -278,45 +280,118 @@ def _load_and_verify(ds: xr.Dataset, schema: ArtifactSchema, where: str) -> xr.D
 
 def write(ds: xr.Dataset, path: str | os.PathLike[str], schema: ArtifactSchema) -> Path:
     """Validate ``ds`` and write it atomically to the Zarr v3 store ``path``, with every array's
-    checksum."""
+    checksum.
+
+    The store is written to a hidden staging sibling (its writer holds a lock on it, so stale
+    staging folders of killed writers can be told from live ones), then swapped in under an
+    exclusive lock on the path (:func:`_replace`): concurrent writers to one path each leave a
+    complete store there, the last one wins, and a kill at any point leaves the old or the new
+    store at the path, or a retired one that the next read or write puts back.
+    """
     path = Path(path)
     ds = ds.assign_attrs(kind=schema.kind)
     validate(ds, schema, str(path))
     ds = ds.assign_attrs({CHECKSUMS_ATTR: json_attr(checksums(ds))})
     ds = _portable_strings(ds, schema.string_coords)
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
-    try:
-        ds.to_zarr(staging, mode="w-", zarr_format=3, consolidated=False)
-        zarr.open_group(staging, mode="r+").attrs[COMPLETE_ATTR] = True
-        with warnings.catch_warnings():
-            # Consolidated metadata is a zarr-python extension to v3; it lets plain
-            # xarray.open_zarr read the store without a fallback warning.
-            warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
-            zarr.consolidate_metadata(staging)
-        _replace(staging, path)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    staging = path.with_name(f".{path.name}{STAGING}{uuid.uuid4().hex}")
+    with _locked(_lock_of(staging)):
+        try:
+            ds.to_zarr(staging, mode="w-", zarr_format=3, consolidated=False)
+            zarr.open_group(staging, mode="r+").attrs[COMPLETE_ATTR] = True
+            with warnings.catch_warnings():
+                # Consolidated metadata is a zarr-python extension to v3; it lets plain
+                # xarray.open_zarr read the store without a fallback warning.
+                warnings.filterwarnings(
+                    "ignore", message="Consolidated metadata is currently not part"
+                )
+                zarr.consolidate_metadata(staging)
+            with _locked(_lock_of(path)):
+                _recover(path)
+                _replace(staging, path)
+                _remove_stale(path)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        finally:
+            _lock_of(staging).unlink(missing_ok=True)
     return path
 
 
+#: Name parts of a store's hidden siblings: a staging store being written, a store retired by an
+#: overwrite (removed once the new one is in place).
+STAGING, RETIRED = ".tmp-", ".old-"
+
+
+def _lock_of(path: Path) -> Path:
+    """The lock file of a store or staging folder: a hidden sibling (left in place: removing a
+    lock file others may be waiting on would let two holders in)."""
+    return path.with_name(f".{path.name.lstrip('.')}.lock")
+
+
+@contextlib.contextmanager
+def _locked(lock: Path, blocking: bool = True) -> Iterator[bool]:
+    """Hold an exclusive ``flock`` on ``lock`` (created if absent) for the block; yields
+    whether it was acquired (always, when ``blocking``). The kernel releases it when its holder
+    dies, killed or not."""
+    fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+def _siblings(path: Path, kind: str) -> list[Path]:
+    return sorted(
+        p for p in path.parent.glob(f".{path.name}{kind}*") if p.is_dir() and p.suffix != ".lock"
+    )
+
+
 def _replace(staging: Path, path: Path) -> None:
-    """Rename ``staging`` to ``path``; an existing store is only removed once the new one is
-    in place."""
+    """Rename ``staging`` to ``path`` (the caller holds the path's lock); an existing store is
+    retired first and removed once the new one is in place."""
     if not path.exists():
         os.replace(staging, path)
         return
-    retired = path.with_name(f".{path.name}.old-{uuid.uuid4().hex}")
+    retired = path.with_name(f".{path.name}{RETIRED}{uuid.uuid4().hex}")
     os.replace(path, retired)
     os.replace(staging, path)
     shutil.rmtree(retired, ignore_errors=True)
 
 
+def _recover(path: Path) -> None:
+    """With the path's lock held: when no store is at ``path`` but an overwrite was cut
+    between retiring the old store and renaming the new one in, put the retired store back."""
+    retired = _siblings(path, RETIRED)
+    if not path.exists() and retired:
+        os.replace(retired[-1], path)
+
+
+def _remove_stale(path: Path) -> None:
+    """With the path's lock held: remove retired stores and the staging folders of writers that
+    died (whose lock is free)."""
+    for retired in _siblings(path, RETIRED):
+        shutil.rmtree(retired, ignore_errors=True)
+    for staging in _siblings(path, STAGING):
+        with _locked(_lock_of(staging), blocking=False) as free:
+            if free:
+                shutil.rmtree(staging, ignore_errors=True)
+        if free:
+            _lock_of(staging).unlink(missing_ok=True)
+
+
 def read(path: str | os.PathLike[str], schema: ArtifactSchema) -> xr.Dataset:
     """Open, load, checksum and validate a store; raise :class:`ArtifactError` naming what is
-    wrong."""
+    wrong. A store whose overwrite was killed half-way is put back first (:func:`_recover`)."""
     path = Path(path)
+    if not path.exists() and _siblings(path, RETIRED):
+        with _locked(_lock_of(path)):
+            _recover(path)
     if not (path / "zarr.json").is_file():
         raise ArtifactError(f"{schema.kind} store {path}: not a Zarr v3 store (no zarr.json)")
     try:

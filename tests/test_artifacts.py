@@ -117,7 +117,7 @@ def test_failed_overwrite_keeps_the_old_store(tmp_path, sample_set_ds):
     np.testing.assert_array_equal(
         artifacts.read(path, artifacts.SAMPLE_SET).samples.values, sample_set_ds.samples.values
     )
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.zarr"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix != ".lock") == ["s.zarr"]
 
 
 KILL_SCRIPT = textwrap.dedent(
@@ -133,7 +133,14 @@ KILL_SCRIPT = textwrap.dedent(
     def die(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGKILL)
 
-    if stage == "during-data":
+    if stage == "between-renames":
+        real_replace = os.replace
+        def replace(src, dst):
+            if str(dst) == sys.argv[1]:  # the old store is retired, the new one not renamed in
+                die()
+            real_replace(src, dst)
+        os.replace = replace
+    elif stage == "during-data":
         real = xr.Dataset.to_zarr
         def partial(self, store, **kwargs):
             # write the metadata and half the data, then die
@@ -161,10 +168,69 @@ def test_job_killed_mid_write_leaves_no_store_that_validates(tmp_path, stage):
     proc = subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(out), stage], capture_output=True)
     assert proc.returncode == -9, proc.stderr.decode()
     assert not out.exists()
-    (staging,) = list(tmp_path.iterdir())  # the hidden partial store is all that is left
+    (staging,) = [p for p in tmp_path.iterdir() if p.is_dir()]  # the hidden partial store
     assert staging.name.startswith(".samples.zarr.tmp-")
     with pytest.raises(ArtifactError):
         artifacts.read(staging, artifacts.SAMPLE_SET)
+
+
+def _stores(folder) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.is_dir())
+
+
+def test_overwrite_killed_between_its_renames_leaves_a_valid_store(tmp_path, sample_set_ds):
+    """The old store is retired, the new one not yet in place, the writer SIGKILLed: the next
+    read puts the old store back, and the next write removes the dead writer's staging."""
+    out = tmp_path / "samples.zarr"
+    artifacts.write(sample_set_ds, out, artifacts.SAMPLE_SET)
+    proc = subprocess.run(
+        [sys.executable, "-c", KILL_SCRIPT, str(out), "between-renames"], capture_output=True
+    )
+    assert proc.returncode == -9, proc.stderr.decode()
+    assert not out.exists() and len(_stores(tmp_path)) == 2  # retired and staged
+    back = artifacts.read(out, artifacts.SAMPLE_SET)
+    np.testing.assert_array_equal(back.samples.values, sample_set_ds.samples.values)
+    artifacts.write(sample_set_ds, out, artifacts.SAMPLE_SET)
+    assert _stores(tmp_path) == ["samples.zarr"]  # the dead writer's staging is gone
+
+
+def test_a_later_write_removes_the_staging_of_a_killed_writer(tmp_path, sample_set_ds):
+    out = tmp_path / "samples.zarr"
+    proc = subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(out), "during-data"])
+    assert proc.returncode == -9
+    artifacts.write(sample_set_ds, out, artifacts.SAMPLE_SET)
+    assert _stores(tmp_path) == ["samples.zarr"]
+
+
+CONCURRENT_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    from sivi_engine import artifacts
+
+    for round in range(3):
+        value = float(sys.argv[2]) + round / 10
+        ds = artifacts.metric_set({"mmd2": value}, "banana", "k", 0, created="c", versions="{}")
+        artifacts.write(ds, sys.argv[1], artifacts.METRIC_SET)
+    """
+)
+
+
+def test_concurrent_writers_to_one_path_leave_one_valid_store(tmp_path):
+    """Four processes overwrite one store three times each, at once: none fails, and the path
+    holds one writer's last store, valid, with nothing left beside it."""
+    out = tmp_path / "m.zarr"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CONCURRENT_SCRIPT, str(out), str(i)], stderr=subprocess.PIPE
+        )
+        for i in range(4)
+    ]
+    for proc in procs:
+        assert proc.wait(timeout=120) == 0, proc.stderr.read().decode()
+    value = artifacts.read(out, artifacts.METRIC_SET).mmd2.item()
+    assert value in {i + 0.2 for i in range(4)}  # some writer's last round
+    assert _stores(tmp_path) == ["m.zarr"]
 
 
 def test_metric_sets_combine_with_nan_for_missing_metrics():
