@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -66,11 +67,14 @@ def _coerce(value: Any, annotation: Any, field: str) -> Any:
         options = typing.get_args(annotation)
         if value is None and type(None) in options:
             return None
+        errors = []
         for option in (o for o in options if o is not type(None)):
             try:
                 return _coerce(value, option, field)
-            except SettingsError:
-                continue
+            except SettingsError as error:
+                errors.append(error)
+        if len(errors) == 1:  # an optional value: say what is wrong with it
+            raise errors[0]
         raise SettingsError(f"setting {field!r}: {value!r} fits none of {annotation}")
     if origin is tuple:
         (item_type, *_) = typing.get_args(annotation)
@@ -95,6 +99,8 @@ def _coerce(value: Any, annotation: Any, field: str) -> Any:
                 except ValueError:
                     pass
             raise SettingsError(f"setting {field!r}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise SettingsError(f"setting {field!r}: expected a finite number, got {value!r}")
         return float(value)
     if annotation is str:
         if not isinstance(value, str):

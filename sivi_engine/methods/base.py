@@ -13,6 +13,10 @@ from torch import Tensor
 from sivi_engine.settings import SettingsError
 from sivi_engine.targets.base import Target
 
+#: Most draws a run may store: 10⁷ draws of a 751-D BNN are 60 GB in float64, and memory is
+#: checked against the target's dimension before training (``steps.train``).
+MAX_DRAWS = 10_000_000
+
 
 @dataclasses.dataclass(frozen=True)
 class CommonSettings:
@@ -64,6 +68,13 @@ class CommonSettings:
             )
         if self.lr <= 0:
             raise SettingsError(f"setting 'lr': must be > 0, got {self.lr}")
+        if not 0 < self.lr_decay <= 1:
+            raise SettingsError(f"setting 'lr_decay': must lie in (0, 1], got {self.lr_decay}")
+        if self.num_draws > MAX_DRAWS:
+            raise SettingsError(
+                f"setting 'num_draws': at most {MAX_DRAWS} (the draws are held in memory), "
+                f"got {self.num_draws}"
+            )
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise SettingsError(f"setting 'betas': two numbers in [0, 1), got {self.betas}")
 

@@ -12,7 +12,7 @@ import numpy as np
 from sivi_engine import artifacts
 from sivi_engine.runtime import describe_device, resolve_device
 from sivi_engine.settings import SettingsError, resolve, to_json
-from sivi_engine.steps.common import provenance_attrs
+from sivi_engine.steps.common import check_output, provenance_attrs
 from sivi_engine.targets import make_target
 
 
@@ -51,6 +51,7 @@ def evaluate(
     from sivi_engine.metrics.curves import checkpoint_scores
     from sivi_engine.metrics.gate import divergence_reasons, gate_reasons, trusted_evidence
 
+    check_output(out)
     samples = artifacts.read(samples_path, artifacts.SAMPLE_SET)
     ref = artifacts.read(reference_path, artifacts.REFERENCE_DRAWS)
     for key in ("target", "target_settings"):

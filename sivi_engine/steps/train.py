@@ -13,7 +13,7 @@ from sivi_engine import artifacts
 from sivi_engine.provenance import training_code_hash
 from sivi_engine.runtime import describe_device, resolve_device
 from sivi_engine.settings import SettingsError, resolve, split_target_overrides, to_json
-from sivi_engine.steps.common import provenance_attrs
+from sivi_engine.steps.common import check_memory, check_output, provenance_attrs
 from sivi_engine.targets import make_target
 
 
@@ -42,6 +42,10 @@ def train(
     defaults = target.method_defaults(method.Settings, method_name)
     settings = resolve(method.Settings, defaults | method_overrides)
     torch_device = resolve_device(device)
+    check_output(out)
+    check_memory("num_draws", settings.num_draws, target.dim)
+    checkpoints = len(settings.checkpoints) or 3 * len(str(settings.iterations))  # 1-2-5 per decade
+    check_memory("checkpoint_draws", settings.draws_per_checkpoint, target.dim, checkpoints)
     torch.manual_seed(seed)
     start = time.perf_counter()
     result = method.fit(target, settings, torch_device)

@@ -1,0 +1,98 @@
+"""Hostile settings: non-finite and out-of-range values, huge draw counts and unwritable outputs
+are refused with the field named, before any training (issue 17)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import time
+import typing
+
+import pytest
+
+from sivi_engine.methods import METHODS
+from sivi_engine.reference import ENGINES
+from sivi_engine.settings import SettingsError, resolve
+from sivi_engine.steps.train import train
+
+
+def float_fields(cls: type, prefix: str = "") -> list[tuple[str, dict]]:
+    """(dotted name, override) for every float setting of ``cls``, nested groups and tuples of
+    floats included, each override setting that one field to a placeholder."""
+    found = []
+    hints = typing.get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+        hint = hints[field.name]
+        options = typing.get_args(hint) if typing.get_origin(hint) else (hint,)
+        name = f"{prefix}{field.name}"
+        if dataclasses.is_dataclass(hint):
+            found += [(n, {field.name: o}) for n, o in float_fields(hint, f"{name}.")]
+        elif typing.get_origin(hint) is tuple:
+            if typing.get_args(hint)[0] is float:
+                found.append((name, {field.name: [None]}))
+        elif float in options:
+            found.append((name, {field.name: None}))
+    return found
+
+
+def with_value(override: dict, value: float) -> dict:
+    ((key, inner),) = override.items()
+    if isinstance(inner, dict):
+        return {key: with_value(inner, value)}
+    return {key: [value] if isinstance(inner, list) else value}
+
+
+SETTINGS = {f"method {n}": METHODS[n].Settings for n in METHODS.names()} | {
+    f"engine {n}": ENGINES[n].Settings for n in ENGINES.names()
+}
+CASES = [
+    pytest.param(cls, override, name, id=f"{owner}:{name}")
+    for owner, cls in SETTINGS.items()
+    for name, override in float_fields(cls)
+]
+
+
+def test_every_registered_settings_class_has_float_settings_covered() -> None:
+    assert len(CASES) > 40  # every method's lr, lr_decay, budget_seconds, … and the engines'
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize(("cls", "override", "name"), CASES)
+def test_non_finite_values_are_refused_naming_the_field(cls, override, name, value) -> None:
+    with pytest.raises(SettingsError, match=rf"setting '{re.escape(name)}': expected a finite"):
+        resolve(cls, with_value(override, value))
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"lr_decay": -1.0}, r"'lr_decay': must lie in \(0, 1\]"),
+        ({"lr_decay": 1.5}, r"'lr_decay': must lie in \(0, 1\]"),
+        ({"num_draws": 10**12}, r"'num_draws': at most 10000000"),
+        ({"budget_seconds": 0.0}, r"'budget_seconds': must be > 0"),
+    ],
+)
+def test_out_of_range_common_settings_are_refused(override, message) -> None:
+    with pytest.raises(SettingsError, match=message):
+        resolve(METHODS["ksivi"].Settings, override)
+
+
+def test_draws_that_cannot_fit_in_memory_are_refused_before_training(tmp_path) -> None:
+    """10⁷ draws of the 751-D BNN (120 GB with their float64 copy) on a machine with less:
+    refused naming num_draws, in well under the time an iteration of training takes."""
+    start = time.perf_counter()
+    with pytest.raises(SettingsError, match=r"setting 'num_draws': 10000000 draws of dimension"):
+        train("gvi_mf", "bnn_diabetes", 0, tmp_path / "s.zarr", "cpu", {"num_draws": 10**7})
+    assert time.perf_counter() - start < 5
+    assert not (tmp_path / "s.zarr").exists()
+
+
+def test_an_unwritable_output_fails_before_training(tmp_path) -> None:
+    """The output's folder is a file: refused in under 5 s of a 10⁶-iteration run, before any
+    iteration."""
+    (tmp_path / "blocker").write_text("a file where the run folder should be")
+    start = time.perf_counter()
+    with pytest.raises(SettingsError, match=r"--out .*blocker/s\.zarr: cannot write into"):
+        train("ksivi", "banana", 0, tmp_path / "blocker" / "s.zarr", "cpu", {"iterations": 10**6})
+    assert time.perf_counter() - start < 5
