@@ -3,6 +3,7 @@
 #   snakemake --cores 2 --configfile config/smoke.yaml      (one-minute install check)
 # A --configfile replaces the default config instead of merging into it.
 
+import yaml
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -11,6 +12,17 @@ min_version("9.0")
 if not config:
 
     configfile: "config/config.yaml"
+
+
+# An unknown top-level key gets one line naming it and the allowed ones (the schema's own
+# message prints the whole schema).
+with open(workflow.source_path("workflow/schemas/config.schema.yaml")) as _schema:
+    _allowed_keys = set(yaml.safe_load(_schema)["properties"])
+if set(config) - _allowed_keys:
+    raise ValueError(
+        f"config: unknown key(s) {sorted(set(config) - _allowed_keys)}; allowed: "
+        + ", ".join(sorted(_allowed_keys))
+    )
 
 
 validate(config, "workflow/schemas/config.schema.yaml")

@@ -128,7 +128,7 @@ def test_lint_is_clean(tmp_path):
     [
         (
             {"targets": {"banana": {}}, "methods": {"k": {"method": "ksivi"}}, "seed": [0]},
-            "Additional properties are not allowed \\('seed' was unexpected\\)",
+            r"config: unknown key\(s\) \['seed'\]; allowed: .*seeds",
         ),
         (
             {"targets": {"banana": {}}, "methods": {"k": {"method": "ksivi"}}, "device": "tpu"},
@@ -142,6 +142,49 @@ def test_bad_config_names_the_bad_key(tmp_path, config, message):
     proc = snakemake(work, "-n", "--cores", "1", "--configfile", "bad.yaml")
     assert proc.returncode != 0
     assert re.search(message, proc.stdout + proc.stderr)
+
+
+@pytest.mark.parametrize(
+    "label",
+    ["k`touch PWNED`", "k; touch PWNED", "k $(touch PWNED)", "with space", "../../../../escaped"],
+)
+def test_hostile_labels_are_refused_at_config_load(tmp_path, label):
+    """A label becomes a path component and a shell word: refused by the schema's name
+    pattern before any job, nothing executed, nothing written outside the work folder."""
+    work = copy_workflow(tmp_path / "work")
+    config = {"targets": {"banana": {}}, "methods": {label: {"method": "ksivi"}}}
+    (work / "hostile.yaml").write_text(yaml.safe_dump(config))
+    proc = snakemake(work, "--cores", "1", "--configfile", "hostile.yaml")
+    assert proc.returncode != 0
+    assert "does not match" in proc.stdout + proc.stderr  # the name pattern, named
+    assert not list(tmp_path.rglob("PWNED")) and not (work / "results").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["work"]
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (
+            {"targets": {"banana": {}}, "methods": {"k": {"method": "ksvi"}}},
+            r"config methods: 'ksvi' is not a registered method; registered: .*ksivi",
+        ),
+        (
+            {"targets": {"bananna": {}}, "methods": {"k": {"method": "ksivi"}}},
+            r"config targets: 'bananna' is not a registered target; registered: .*banana",
+        ),
+        (
+            {"targets": {"banana": {}}, "methods": {"k": {"method": "ksivi"}}, "method": {}},
+            r"config: unknown key\(s\) \['method'\]; allowed: .*methods",
+        ),
+    ],
+)
+def test_unknown_names_are_refused_with_the_valid_ones(tmp_path, config, message):
+    work = copy_workflow(tmp_path)
+    (work / "bad.yaml").write_text(yaml.safe_dump(config))
+    proc = snakemake(work, "-n", "--cores", "1", "--configfile", "bad.yaml")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and re.search(message, out), out[-2000:]
+    assert len(out.splitlines()) < 40  # a message, not the whole schema
 
 
 def test_dry_run_of_the_default_config_plans_the_whole_grid(tmp_path):

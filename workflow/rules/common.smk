@@ -39,6 +39,18 @@ def unsupported_reason(target, label):
     return declared.unsupported_targets().get(method, {}).get(target)
 
 
+for _kind, _names in (
+    ("targets", TARGETS),
+    ("methods", [config["methods"][label]["method"] for label in LABELS]),
+):
+    _known = provenance.registered_modules(_kind)
+    for _name in _names:
+        if _name not in _known:
+            raise ValueError(
+                f"config {_kind}: {_name!r} is not a registered "
+                f"{_kind[:-1]}; registered: {', '.join(sorted(_known))}"
+            )
+
 for _label in LABELS:
     _unknown = sorted(set(label_targets(_label)) - set(TARGETS))
     if _unknown:

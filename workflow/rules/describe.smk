@@ -11,5 +11,5 @@ rule describe_target:
         code=description_code_hash,
         settings=description_set_args,
     shell:
-        "python -m sivi_engine describe --target {wildcards.target} --out {output}"
-        " {params.settings} > {log} 2>&1"
+        "python -m sivi_engine describe --target {wildcards.target:q} --out {output:q}"
+        " {params.settings} > {log:q} 2>&1"

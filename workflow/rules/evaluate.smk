@@ -16,6 +16,6 @@ rule evaluate:
         settings=evaluation_set_args,
         device=config["device"],
     shell:
-        "python -m sivi_engine evaluate --samples {input.samples} --reference {input.reference}"
-        " --device {params.device} --threads {threads} --out {output} {params.settings}"
-        " > {log} 2>&1"
+        "python -m sivi_engine evaluate --samples {input.samples:q} --reference {input.reference:q}"
+        " --device {params.device:q} --threads {threads} --out {output:q} {params.settings}"
+        " > {log:q} 2>&1"

@@ -13,5 +13,5 @@ rule reference:
         engine=reference_engine,
         settings=reference_set_args,
     shell:
-        "python -m sivi_engine reference --target {wildcards.target} --engine {params.engine}"
-        " --threads {threads} --out {output} {params.settings} > {log} 2>&1"
+        "python -m sivi_engine reference --target {wildcards.target:q} --engine {params.engine:q}"
+        " --threads {threads} --out {output:q} {params.settings} > {log:q} 2>&1"

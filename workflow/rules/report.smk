@@ -42,8 +42,8 @@ rule report:
     params:
         code=report_code_hash(),
     shell:
-        "python -m sivi_engine report --metrics {input.metrics} --samples {input.samples}"
-        " --references {input.references} --descriptions {input.descriptions}"
-        " --config {input.config} --anchors {input.anchors}"
-        " --benchmarks {input.benchmarks} --benchmark-root results/benchmarks"
-        " --table {output.table} --out reports > {log} 2>&1"
+        "python -m sivi_engine report --metrics {input.metrics:q} --samples {input.samples:q}"
+        " --references {input.references:q} --descriptions {input.descriptions:q}"
+        " --config {input.config:q} --anchors {input.anchors:q}"
+        " --benchmarks {input.benchmarks:q} --benchmark-root results/benchmarks"
+        " --table {output.table:q} --out reports > {log:q} 2>&1"

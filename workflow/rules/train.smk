@@ -14,6 +14,6 @@ rule train:
         settings=train_set_args,
         device=config["device"],
     shell:
-        "python -m sivi_engine train --method {params.method} --label {wildcards.label}"
-        " --target {wildcards.target} --seed {wildcards.seed} --device {params.device}"
-        " --threads {threads} --out {output} {params.settings} > {log} 2>&1"
+        "python -m sivi_engine train --method {params.method:q} --label {wildcards.label:q}"
+        " --target {wildcards.target:q} --seed {wildcards.seed:q} --device {params.device:q}"
+        " --threads {threads} --out {output:q} {params.settings} > {log:q} 2>&1"
