@@ -47,7 +47,10 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         help="override a setting (repeatable; dotted keys)",
     )
     parser.add_argument(
-        "--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)"
+        "--threads",
+        type=_positive_int,
+        default=None,
+        help="CPU threads for torch (default: torch's choice)",
     )
 
 
@@ -78,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a method on a target with one seed")
     train.add_argument("--method", required=True)
     train.add_argument("--target", required=True)
-    train.add_argument("--seed", required=True, type=int)
+    train.add_argument("--seed", required=True, type=_seed)
     train.add_argument("--out", required=True, type=Path)
     train.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     train.add_argument("--label", default=None, help="config label of this method variant")
@@ -145,6 +148,28 @@ def build_parser() -> argparse.ArgumentParser:
 def _list(args: argparse.Namespace, overrides: dict) -> None:
     module, name = REGISTRY_MODULES[args.what]
     print("\n".join(getattr(importlib.import_module(module), name).names()))
+
+
+def _positive_int(text: str) -> int:
+    """An integer ≥ 1 (argparse type: a bad one is a usage error naming the option)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    """A seed: an integer ≥ 0, as the config schema allows."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
 
 
 def _step(command: str):

@@ -38,13 +38,17 @@ def parse_assignments(assignments: Iterable[str]) -> dict[str, Any]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise SettingsError(f"--set {key}: {part!r} is both a value and a group")
-        node[leaf] = _parse_value(raw)
+        node[leaf] = _parse_value(raw, key.strip())
     return nested
 
 
-def _parse_value(raw: str) -> Any:
+def _parse_value(raw: str, key: str = "") -> Any:
     """A YAML scalar or list; ``1e-3`` (a string to YAML 1.1) is read as the number it means."""
-    value = yaml.safe_load(raw)
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise SettingsError(f"--set {key}={raw}: not a YAML value ({mark})") from None
     if isinstance(value, str):
         try:
             return float(value)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import subprocess
+import sys
 import time
 import typing
 
@@ -96,3 +98,37 @@ def test_an_unwritable_output_fails_before_training(tmp_path) -> None:
     with pytest.raises(SettingsError, match=r"--out .*blocker/s\.zarr: cannot write into"):
         train("ksivi", "banana", 0, tmp_path / "blocker" / "s.zarr", "cpu", {"iterations": 10**6})
     assert time.perf_counter() - start < 5
+
+
+@pytest.mark.parametrize(
+    ("contents", "message"),
+    [
+        (b"", r"'.*bad\.npz' is not an \.npz archive"),
+        (b"X_train,y_train\n1,0\n", r"'.*bad\.npz' is not an \.npz archive"),
+    ],
+)
+def test_a_file_that_is_not_an_npz_is_named(tmp_path, contents, message) -> None:
+    from sivi_engine.targets import make_target
+
+    (tmp_path / "bad.npz").write_bytes(contents)
+    with pytest.raises(SettingsError, match=message):
+        make_target("blr_waveform", {"data_file": str(tmp_path / "bad.npz")})
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "lr=[1, 2"], "--set lr=[1, 2: not a YAML value"),
+        (["--threads", "-1"], "argument --threads: expected an integer >= 1, got -1"),
+        (["--seed", "-1"], "argument --seed: expected an integer >= 0, got -1"),
+    ],
+)
+def test_bad_command_lines_are_messages_not_tracebacks(tmp_path, args, message) -> None:
+    command = ["train", "--method", "ksivi", "--target", "banana", "--out", str(tmp_path / "o")]
+    if "--seed" not in args:
+        command += ["--seed", "0"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "sivi_engine", *command, *args], capture_output=True, text=True
+    )
+    assert proc.returncode == 2 and message in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "o").exists()

@@ -63,6 +63,12 @@ def evaluate(
     settings = resolve(EvaluationSettings, overrides)
     torch_device = resolve_device(device)
     target = make_target(samples.attrs["target"], json.loads(samples.attrs["target_settings"]))
+    for path, store in ((samples_path, samples), (reference_path, ref)):
+        if store.sizes["param"] != target.dim:
+            raise SettingsError(
+                f"evaluate: {path} holds {store.sizes['param']} parameters, but target "
+                f"{samples.attrs['target']!r} has dimension {target.dim}"
+            )
     draws = draws_to_score(samples.samples.values, settings)
     reference_draws = ref.draws.values.reshape(-1, ref.sizes["param"])
     diverged = divergence_reasons(

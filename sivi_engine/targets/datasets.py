@@ -17,6 +17,7 @@ it. Every problem is reported as a :class:`DataFileError` naming the file and th
 from __future__ import annotations
 
 import dataclasses
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -70,6 +71,11 @@ def features_and_response(table: np.ndarray, path: Path) -> tuple[np.ndarray, np
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    if not zipfile.is_zipfile(path):  # np.load would try a .npy header or offer to unpickle
+        raise DataFileError(
+            f"data file {str(path)!r} is not an .npz archive (numpy.savez writes one; "
+            f"{path.stat().st_size} bytes that are not a zip file)"
+        )
     with np.load(path, allow_pickle=False) as archive:
         return {name: archive[name] for name in archive.files}
 
@@ -188,7 +194,7 @@ def load_split(path: str | Path) -> Split:
         arrays = reader(path)
     except DataFileError:
         raise
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise DataFileError(f"data file {str(path)!r} could not be read: {err}") from None
     return _checked_split(arrays, path)
 
