@@ -17,6 +17,7 @@ from sivi_engine.methods import METHODS
 from sivi_engine.reference import ENGINES
 from sivi_engine.settings import SettingsError, resolve
 from sivi_engine.steps.train import train
+from sivi_engine.targets import TARGETS
 
 
 def float_fields(cls: type, prefix: str = "") -> list[tuple[str, dict]]:
@@ -45,9 +46,11 @@ def with_value(override: dict, value: float) -> dict:
     return {key: [value] if isinstance(inner, list) else value}
 
 
-SETTINGS = {f"method {n}": METHODS[n].Settings for n in METHODS.names()} | {
-    f"engine {n}": ENGINES[n].Settings for n in ENGINES.names()
-}
+SETTINGS = (
+    {f"method {n}": METHODS[n].Settings for n in METHODS.names()}
+    | {f"engine {n}": ENGINES[n].Settings for n in ENGINES.names()}
+    | {f"target {n}": TARGETS[n].Settings for n in TARGETS.names()}
+)
 CASES = [
     pytest.param(cls, override, name, id=f"{owner}:{name}")
     for owner, cls in SETTINGS.items()
