@@ -5,8 +5,9 @@ with an empty Stan compile cache; then where the workflow's time went.
 
 The clone is of ``--repo``'s HEAD (commit what you measure). The command is the README's first
 set-up line, its ``&&``-joined steps run one after the other by ``bash -c`` in the clone and
-timed one by one, with ``XDG_CACHE_HOME`` pointing at an empty folder (pystan's compiled models
-live there, so the Stan program is compiled as on a new machine; pip's own cache is left alone).
+timed one by one, with ``XDG_CACHE_HOME`` pointing at an empty folder: pystan's compiled models
+and pip's cache live there, so packages are fetched and the Stan program compiled as on a new
+machine.
 Written: the seconds of each step and in all, and the split of the jobs' wall time from the
 Snakemake benchmark files (``sivi_engine.report.costs.cost_split``): training loops against
 everything beyond them, with the goal "evaluation plus per-job overhead ≤ 25 % of the training
