@@ -130,8 +130,8 @@ def markdown(rows: list[dict[str, object]], speed: dict | None) -> str:
     lines += [
         "",
         "s / 1000 it: median over seeds of the official `learn()`'s wall seconds per 1000"
-        " iterations while the suite ran (two runs at a time on two cores, beside other work):"
-        " a cost, not a clean timing; the clean side-by-side timing is below.",
+        " iterations while the suite ran (one or two runs at a time on two cores, beside other"
+        " work): a cost, not a clean timing; the clean side-by-side timing is below.",
         "",
         "## Official and project targets",
         "",

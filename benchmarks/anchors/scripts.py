@@ -251,18 +251,10 @@ TARGETS: dict[str, TargetMatch] = {
 
 #: Official codes and configurations not run here at full length, and why (measured).
 NOT_RUNNABLE: dict[str, str] = {
-    "longinYu/KSIVI sivistein_t_student.py student_uc.yml, seed 2": (
-        "seeds 0 and 1 ran (29 s per 1000 iterations on one idle core, 24 min per seed); the "
-        "third did not fit this session: `suite.py --only student_uc --seeds 2` runs it"
-    ),
     "longinYu/KSIVI sivistein_2d.py with train.ustat: true (the U-statistic its configs offer)": (
         "fails in the official script: its U-statistic branch calls loss.backward(), then the "
         "common path calls it again on the freed graph (RuntimeError: Trying to backward "
         "through the graph a second time); running it needs a change to the authors' code"
-    ),
-    "tpielok/AISIVI experiments/toy_examples multimodal/aisivi.yml, x_shaped/aisivi.yml": (
-        "~9 and ~5 CPU-minutes per seed measured (130 and 70 s per 1000 iterations): not run "
-        "in this session for lack of CPU time"
     ),
     "tpielok/AISIVI experiments/bayes_log_reg (aisivi.yml, bsivi.yml)": (
         "aisivi.yml's inner batch of 9182 importance samples was killed at 22.6 GB of this "
