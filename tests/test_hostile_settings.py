@@ -93,6 +93,14 @@ def test_draws_that_cannot_fit_in_memory_are_refused_before_training(tmp_path) -
     assert not (tmp_path / "s.zarr").exists()
 
 
+def test_svgd_particles_whose_gram_matrix_cannot_fit_are_refused(tmp_path) -> None:
+    """10⁶ particles: a 16 TB Gram matrix, refused naming num_particles before training."""
+    start = time.perf_counter()
+    with pytest.raises(SettingsError, match=r"setting 'num_particles': svgd's largest working"):
+        train("svgd", "banana", 0, tmp_path / "s.zarr", "cpu", {"num_particles": 10**6})
+    assert time.perf_counter() - start < 5
+
+
 def test_an_unwritable_output_fails_before_training(tmp_path) -> None:
     """The output's folder is a file: refused in under 5 s of a 10⁶-iteration run, before any
     iteration."""

@@ -131,6 +131,12 @@ class Method(abc.ABC):
     Settings: ClassVar[type[CommonSettings]] = CommonSettings
     unsupported_targets: ClassVar[dict[str, str]] = {}
 
+    def memory_need(self, settings: CommonSettings, dim: int) -> tuple[str, int] | None:
+        """The setting that sizes this method's largest working array on a ``dim``-dimensional
+        target, and that array's bytes, where it grows faster than the draws (``train``
+        refuses the run before it starts when it would not fit); None by default."""
+        return None
+
     @abc.abstractmethod
     def fit(self, target: Target, settings: CommonSettings, device: torch.device) -> FitResult:
         """Train on ``target`` and return ``settings.num_draws`` draws of the fitted q.

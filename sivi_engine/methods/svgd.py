@@ -235,6 +235,10 @@ class SVGD(Method):
     name = "svgd"
     Settings = SVGDSettings
 
+    def memory_need(self, settings: SVGDSettings, dim: int) -> tuple[str, int]:
+        """The particles' Gram matrix and squared distances: 2 n² float64 entries."""
+        return "num_particles", 2 * 8 * settings.num_particles**2
+
     def fit(self, target: Target, settings: SVGDSettings, device: torch.device) -> FitResult:
         dtype = settings.torch_dtype
         shape = (settings.num_particles, target.dim)

@@ -39,9 +39,15 @@ def check_memory(setting: str, count: int, dim: int, checkpoint_copies: int = 0)
     """Refuse a run whose ``count`` float64 draws of dimension ``dim`` (and as many again per
     checkpoint copy) would not fit in half of this machine's memory, naming ``setting``."""
     needed = 8 * dim * count * (2 + checkpoint_copies)  # the draws, a float64 copy, checkpoints
+    check_bytes(setting, needed, f"{count} draws of dimension {dim}")
+
+
+def check_bytes(setting: str, needed: int, what: str) -> None:
+    """Refuse a working array of ``needed`` bytes that would not fit in half of this machine's
+    memory, naming the ``setting`` that sizes it."""
     available = physical_memory_bytes() // 2
     if needed > available:
         raise SettingsError(
-            f"setting {setting!r}: {count} draws of dimension {dim} need ~{needed / 2**30:.1f} "
-            f"GiB, more than half of this machine's memory ({available / 2**30:.1f} GiB)"
+            f"setting {setting!r}: {what} needs ~{needed / 2**30:.1f} GiB, more than half of "
+            f"this machine's memory ({available / 2**30:.1f} GiB)"
         )

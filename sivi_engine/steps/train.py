@@ -13,7 +13,12 @@ from sivi_engine import artifacts
 from sivi_engine.provenance import training_code_hash
 from sivi_engine.runtime import describe_device, resolve_device
 from sivi_engine.settings import SettingsError, resolve, split_target_overrides, to_json
-from sivi_engine.steps.common import check_memory, check_output, provenance_attrs
+from sivi_engine.steps.common import (
+    check_bytes,
+    check_memory,
+    check_output,
+    provenance_attrs,
+)
 from sivi_engine.targets import make_target
 
 
@@ -46,6 +51,9 @@ def train(
     check_memory("num_draws", settings.num_draws, target.dim)
     checkpoints = len(settings.checkpoints) or 3 * len(str(settings.iterations))  # 1-2-5 per decade
     check_memory("checkpoint_draws", settings.draws_per_checkpoint, target.dim, checkpoints)
+    need = method.memory_need(settings, target.dim)
+    if need is not None:
+        check_bytes(*need, f"{method_name}'s largest working array")
     torch.manual_seed(seed)
     start = time.perf_counter()
     result = method.fit(target, settings, torch_device)
