@@ -1,20 +1,22 @@
-"""Seconds per training checkpoint at 10 000 draws (and at the default 2000): storing it
-(training side) and scoring it (evaluation side), on `banana` (2-D) and `blr_waveform` (22-D,
+"""Seconds per training checkpoint at 10 000 draws (and at 1000, the default config's): storing
+it (training side) and scoring it (evaluation side), on `banana` (2-D) and `blr_waveform` (22-D,
 with the predictive group).
 
-Evaluation: one checkpoint of n draws scored by every metric group
-(:func:`sivi_engine.metrics.curves.score_checkpoints`, the median of ``--repeats`` runs, and
-each group's share from one more), and the reference's noise floor at n draws (once per run,
-not per checkpoint), both scored against the M − n reference draws not held out for the
-floor, as in the evaluation. M = max(10 000, 2n) (the floor needs 2n; 10 000 is the default
-config's reference): banana exact draws, blr_waveform draws of its Laplace
-approximation N(x̂, H⁻¹) at the posterior mode (the metrics' cost does not depend on the
-reference's accuracy, and a Stan reference holds only 10 000 draws). The scored checkpoint
+Evaluation: checkpoints of n draws scored by the curve groups
+(:func:`sivi_engine.metrics.curves.score_checkpoints`): the first of a run, which also computes
+what depends on the reference alone, and each further one (from scoring ``CHECKPOINTS`` at
+once), medians of ``--repeats`` runs, and each group's share on a warm cache; and the
+reference's noise floor at n draws (once per run, not per checkpoint), both scored against the
+M − n reference draws not held out for the floor, as in the evaluation. M = max(10 000, 2n)
+(the floor needs 2n; 10 000 is the default config's reference): banana exact draws,
+blr_waveform draws of its Laplace approximation N(x̂, H⁻¹) at the posterior mode (the metrics'
+cost does not depend on the reference's accuracy, and a Stan reference holds only 10 000
+draws). The scored checkpoint
 draws come from the same source with another seed. Training: KSIVI at its target defaults for
 ``--iterations`` iterations with the default 1-2-5 schedule and ``checkpoint_draws`` = n; the
 trace's ``checkpoint_overhead_seconds`` per checkpoint and as a share of the loop's seconds.
 
-    python benchmarks/checkpoint_cost.py [--targets banana,blr_waveform] [--draws 10000,2000]
+    python benchmarks/checkpoint_cost.py [--targets banana,blr_waveform] [--draws 10000,1000]
                                          [--repeats 2] [--iterations 500] [--threads 1]
                                          [--out PATH]
 """
@@ -32,14 +34,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sivi_engine.metrics import METRICS, EvaluationContext, EvaluationSettings
-from sivi_engine.metrics.curves import hold_out_floor_draws, noise_floor, score_checkpoints
+from sivi_engine.metrics import METRICS, EvaluationContext, EvaluationSettings, evaluate_groups
+from sivi_engine.metrics.curves import (
+    CURVE_GROUPS,
+    hold_out_floor_draws,
+    noise_floor,
+    score_checkpoints,
+)
 from sivi_engine.targets import make_target
 from sivi_engine.targets.base import Target
 from sivi_engine.targets.laplace import posterior_mode
 
 #: Reference draws of the default config; more where the floor needs them (2n).
 CONFIG_REFERENCE_DRAWS = 10_000
+#: Checkpoints scored at once to measure the cost of each further one.
+CHECKPOINTS = 6
 
 
 def laplace_draws(target: Target, n: int, seed: int) -> np.ndarray:
@@ -61,21 +70,29 @@ def draws_of(target: Target, n: int, seed: int) -> tuple[np.ndarray, str]:
 
 
 def evaluation_cost(target: Target, n: int, repeats: int) -> dict:
-    """Seconds to score one checkpoint of n draws, per metric group, and the floor's; both
-    against the reference draws left by the floor's hold-out, as the evaluation does."""
+    """Seconds to score checkpoints of n draws on the curve groups: the first of a run (which
+    also computes what depends on the reference alone) and each further one (the marginal cost,
+    from scoring ``CHECKPOINTS`` checkpoints), per metric group, and the floor's; all against
+    the reference draws left by the floor's hold-out, as the evaluation does."""
     size = max(CONFIG_REFERENCE_DRAWS, 2 * n)
     reference, source = draws_of(target, size, seed=0)
     checkpoint = draws_of(target, n, seed=1)[0]
     settings = EvaluationSettings()
     floor_draws, against = hold_out_floor_draws(reference, n, settings)
-    runs = []
-    for _ in range(repeats):
+
+    def seconds(count: int) -> float:
         start = time.perf_counter()
-        score_checkpoints(checkpoint[None], against, target, settings)
-        runs.append(time.perf_counter() - start)
-    context = EvaluationContext(checkpoint, against, target, settings)
+        score_checkpoints(np.stack([checkpoint] * count), against, target, settings)
+        return time.perf_counter() - start
+
+    first = [seconds(1) for _ in range(repeats)]
+    many = [seconds(CHECKPOINTS) for _ in range(repeats)]
+    further = [(m - f) / (CHECKPOINTS - 1) for m, f in zip(many, first)]
+    warm = EvaluationContext(checkpoint, against, target, settings)
+    evaluate_groups(warm, CURVE_GROUPS)  # the reference side, once
+    context = EvaluationContext(checkpoint, against, target, settings, shared=warm.shared)
     groups = {}
-    for name in METRICS:
+    for name in CURVE_GROUPS:
         start = time.perf_counter()
         METRICS[name](context)
         groups[name] = round(time.perf_counter() - start, 3)
@@ -84,9 +101,9 @@ def evaluation_cost(target: Target, n: int, repeats: int) -> dict:
     floor_seconds = time.perf_counter() - start
     return {
         "reference": f"{size} {source} draws, {against.shape[0]} scored against",
-        "seconds_per_checkpoint": round(statistics.median(runs), 3),
-        "runs": [round(r, 3) for r in runs],
-        "seconds_per_group": groups,
+        "seconds_first_checkpoint": round(statistics.median(first), 3),
+        "seconds_per_further_checkpoint": round(statistics.median(further), 3),
+        "seconds_per_curve_group": groups,
         "floor_seconds": round(floor_seconds, 3),
         "floor": {name: round(value, 5) for name, value in floor.items()},
     }
@@ -118,7 +135,7 @@ def training_cost(target: Target, n: int, iterations: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--targets", default="banana,blr_waveform")
-    parser.add_argument("--draws", default="10000,2000", help="draws per checkpoint")
+    parser.add_argument("--draws", default="10000,1000", help="draws per checkpoint")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--iterations", type=int, default=500, help="KSIVI training iterations")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")

@@ -23,8 +23,8 @@ TITLE = "SIVI benchmark report"
 
 BUDGET_NOTE = (
     "A budgeted comparison: every method ran for the iterations, or the wall-clock budget "
-    "(budget_seconds), that the configuration gives it on this machine — the default grid is "
-    "sized to finish in about 10 minutes on 2 CPU cores — so a method's final scores mix how "
+    "(budget_seconds), that the configuration gives it on this machine — the default grid took "
+    "10 min 35 s from a fresh clone on 2 CPU cores, install included — so a method's final scores mix how "
     "fast it converges with how good it gets. Per target: one compact table of the final "
     "discrepancies that stay consistent in any dimension (MMD² at the median bandwidth and "
     "at five bandwidths, the sliced 1-Wasserstein distance in reference sds, and the density "
