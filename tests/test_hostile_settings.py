@@ -83,6 +83,22 @@ def test_out_of_range_common_settings_are_refused(override, message) -> None:
         resolve(METHODS["ksivi"].Settings, override)
 
 
+@pytest.mark.parametrize("name", ["max_points_mmd", "max_points_knn", "sliced_projections"])
+def test_evaluation_sizes_are_bounded(name) -> None:
+    from sivi_engine.metrics import EvaluationSettings
+
+    with pytest.raises(SettingsError, match=rf"setting '{name}': at most"):
+        resolve(EvaluationSettings, {name: 10**9})
+
+
+def test_reference_draws_that_cannot_fit_in_memory_are_refused(tmp_path) -> None:
+    from sivi_engine.steps.reference import reference
+
+    with pytest.raises(SettingsError, match=r"setting 'num_draws': 10000000000 draws"):
+        reference("bnn_diabetes", tmp_path / "r.zarr", "sgld", {"num_draws": 10**10})
+    assert not (tmp_path / "r.zarr").exists()
+
+
 def test_draws_that_cannot_fit_in_memory_are_refused_before_training(tmp_path) -> None:
     """10⁷ draws of the 751-D BNN (120 GB with their float64 copy) on a machine with less:
     refused naming num_draws, in well under the time an iteration of training takes."""

@@ -18,6 +18,12 @@ if TYPE_CHECKING:  # annotation only: importing targets at runtime loads every t
     from sivi_engine.targets.base import Target
 
 
+#: Upper bounds of the evaluation's size settings: an MMD² holds max_points_mmd² float64 kernel
+#: entries per matrix (20 000: 3.2 GB), the kNN search and the sliced distance scale with theirs.
+LIMITS = {"max_points_mmd": 20_000, "max_points_knn": 1_000_000, "sliced_projections": 10_000}
+LIMIT_REASON = "the evaluation holds arrays of this size in memory"
+
+
 @dataclasses.dataclass(frozen=True)
 class EvaluationSettings:
     """Constants of the evaluation (sample caps bound the quadratic / tree-query costs).
@@ -57,6 +63,12 @@ class EvaluationSettings:
         ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"setting {name!r} must be >= 1, got {getattr(self, name)!r}")
+        for name, most in LIMITS.items():
+            if getattr(self, name) > most:
+                value = getattr(self, name)
+                raise SettingsError(
+                    f"setting {name!r}: at most {most} ({LIMIT_REASON}), got {value!r}"
+                )
         if self.num_draws is not None and self.num_draws < 2:
             raise SettingsError(f"setting 'num_draws' must be >= 2 or null, got {self.num_draws!r}")
         for name in (

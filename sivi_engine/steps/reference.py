@@ -10,7 +10,7 @@ from typing import Any
 from sivi_engine import artifacts
 from sivi_engine.provenance import settings_hash
 from sivi_engine.settings import resolve, split_target_overrides, to_json
-from sivi_engine.steps.common import check_output, provenance_attrs
+from sivi_engine.steps.common import check_memory, check_output, provenance_attrs
 from sivi_engine.targets import make_target
 
 
@@ -23,6 +23,7 @@ def reference(target_name: str, out: Path, engine_name: str, overrides: Mapping[
     engine = ENGINES[engine_name]()
     settings = resolve(engine.Settings, engine_overrides)
     check_output(out)
+    check_memory("num_draws", settings.num_draws, target.dim)
     start = time.perf_counter()
     result = engine.run(target, settings)
     target_settings = to_json(target.settings)
