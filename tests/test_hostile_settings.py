@@ -159,3 +159,30 @@ def test_bad_command_lines_are_messages_not_tracebacks(tmp_path, args, message) 
     )
     assert proc.returncode == 2 and message in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "o").exists()
+
+
+def test_evaluate_names_a_store_whose_dimension_is_not_the_targets(tmp_path) -> None:
+    """A SampleSet that claims banana but holds 3 parameters: a named error, not a traceback
+    from inside a metric."""
+    import numpy as np
+
+    from sivi_engine import artifacts
+    from sivi_engine.steps.evaluate import evaluate
+    from sivi_engine.steps.reference import reference
+
+    ref = reference("banana", tmp_path / "r.zarr", "exact", {"num_draws": 200})
+    stored = artifacts.read(ref, artifacts.REFERENCE_DRAWS)
+    rng = np.random.default_rng(0)
+    samples = artifacts.sample_set(
+        rng.normal(size=(50, 3)), ["a", "b", "c"], step=np.array([1]), loss=np.array([0.0]),
+        elapsed=np.array([0.0]), checkpoint_samples=rng.normal(size=(1, 10, 3)),
+        checkpoint_iteration=np.array([1]), checkpoint_seconds=np.array([0.0]), method="ksivi",
+        label="ksivi", target="banana", target_settings=stored.attrs["target_settings"], seed=0,
+        settings="{}", code_hash="h", device="cpu", wall_seconds=0.0, iterations=1,
+        status="ok", stopped_on_budget=0, checkpoint_overhead_seconds=0.0, diagnostics="{}",
+        versions="{}", created="now",
+    )  # fmt: skip
+    path = artifacts.write(samples, tmp_path / "s.zarr", artifacts.SAMPLE_SET)
+    with pytest.raises(SettingsError, match=r"s\.zarr holds 3 parameters, but target 'banana'"):
+        evaluate(path, ref, tmp_path / "m.zarr", {})
+    assert not (tmp_path / "m.zarr").exists()
