@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from sivi_engine.steps.train import train
 from sivi_engine.targets import TARGETS, make_target
 from sivi_engine.targets.capabilities import HeldOutData, declared_capabilities
 from sivi_engine.targets.gaussian_mixtures import Gaussian
+from sivi_engine.targets.uci import UCI_DATASETS
 
 #: What each registered target declares (targets/*.py); a new target adds its row.
 EXPECTED = {
@@ -35,13 +37,21 @@ EXPECTED = {
     "blr_breast_cancer": ["stan_program", "held_out_data"],
     "bnn_diabetes": ["stan_program", "held_out_data"],
     "diffusion": ["stan_program", "latent_path"],
+    **{
+        f"bnn_{name}": ["stan_program", "held_out_data"]
+        for name in ("boston", "concrete", "energy", "kin8nm", "naval", "power", "protein")
+        + ("wine", "yacht")
+    },
 }
+#: The UCI tables the bnn_<data set> targets read (they have no default data folder).
+UCI_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "uci"
 
 
 def test_every_target_declares_what_it_offers() -> None:
     assert sorted(TARGETS) == sorted(EXPECTED)
     for name, expected in EXPECTED.items():
-        assert declared_capabilities(make_target(name)) == expected, name
+        settings = {"data_dir": str(UCI_DATA)} if name in UCI_DATASETS else {}
+        assert declared_capabilities(make_target(name, settings)) == expected, name
 
 
 def test_a_capability_without_its_methods_is_refused_at_instantiation() -> None:
@@ -67,7 +77,7 @@ def test_declared_unsupported_targets_read_statically_equal_the_classes() -> Non
         if METHODS[name].unsupported_targets
     }
     assert unsupported_targets() == runtime
-    assert set(runtime["livi"]) == {"diffusion", "bnn_diabetes"}
+    assert set(runtime["livi"]) == {"diffusion", "bnn_diabetes", *UCI_DATASETS}
     assert set(runtime["livi"]) <= set(TARGETS)
 
 

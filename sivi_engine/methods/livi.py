@@ -154,7 +154,19 @@ JACOBIAN_COST = (
 class LIVI(Method):
     name = "livi"
     Settings = LIVISettings
-    unsupported_targets = {"diffusion": JACOBIAN_COST, "bnn_diabetes": JACOBIAN_COST}
+    unsupported_targets = {
+        "diffusion": JACOBIAN_COST,
+        "bnn_diabetes": JACOBIAN_COST,
+        "bnn_boston": JACOBIAN_COST,
+        "bnn_concrete": JACOBIAN_COST,
+        "bnn_energy": JACOBIAN_COST,
+        "bnn_kin8nm": JACOBIAN_COST,
+        "bnn_naval": JACOBIAN_COST,
+        "bnn_power": JACOBIAN_COST,
+        "bnn_protein": JACOBIAN_COST,
+        "bnn_wine": JACOBIAN_COST,
+        "bnn_yacht": JACOBIAN_COST,
+    }
 
     def fit(self, target: Target, settings: LIVISettings, device: torch.device) -> FitResult:
         z_dim = settings.z_dim if settings.z_dim is not None else target.dim

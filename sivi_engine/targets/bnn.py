@@ -21,7 +21,7 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -31,6 +31,7 @@ from sivi_engine.settings import SettingsError
 from sivi_engine.targets.base import Target
 from sivi_engine.targets.capabilities import HeldOutData, StanModel
 from sivi_engine.targets.datasets import (
+    Split,
     features_and_response,
     permuted_split,
     read_csv_table,
@@ -141,20 +142,33 @@ class BnnRegression(Target, StanModel, HeldOutData):
     Settings = BnnSettings
     normalised = False
     stan_program = "bnn.stan"
+    #: Hidden ReLU units H.
+    hidden_units: ClassVar[int] = HIDDEN_UNITS
 
     def __init__(self, settings: object | None = None) -> None:
         super().__init__(settings)
+        self._set_data(*self.raw_split())
+
+    def raw_split(self) -> tuple[Split, float | None, float]:
+        """The unstandardised train/test split and the precisions γ (None: the least-squares
+        default of :class:`BnnSettings`) and λ, from the settings."""
         x, y = load_table(self.settings.data_file)
         raw = permuted_split(x, y, TEST_FRACTION, self.settings.split_seed)
+        return raw, self.settings.noise_precision, self.settings.prior_precision
+
+    def _set_data(self, raw: Split, noise_precision: float | None, prior_precision: float) -> None:
+        """Standardise a raw split on its training part and set the precisions."""
         x_train, x_test, _, _ = standardise(raw.X_train, raw.X_test)
         y_train, _, y_mean, y_sd = standardise(raw.y_train[:, None], raw.y_test[:, None])
         #: Response mean and sd of the training split: y = y_mean + y_sd · y_standardised.
         self.y_mean, self.y_sd = float(y_mean[0]), float(y_sd[0])
         self.noise_precision = (
-            self.settings.noise_precision
-            if self.settings.noise_precision is not None
+            noise_precision
+            if noise_precision is not None
             else least_squares_precision(x_train, y_train[:, 0])
         )
+        #: λ of the N(0, I/λ) prior.
+        self.prior_precision = prior_precision
         self.X_train, self.y_train = torch.as_tensor(x_train), torch.as_tensor(y_train[:, 0])
         self.X_test, self.y_test = torch.as_tensor(x_test), torch.as_tensor(raw.y_test)
 
@@ -164,10 +178,10 @@ class BnnRegression(Target, StanModel, HeldOutData):
 
     @property
     def dim(self) -> int:
-        return self.n_inputs * HIDDEN_UNITS + 2 * HIDDEN_UNITS + 1
+        return self.n_inputs * self.hidden_units + 2 * self.hidden_units + 1
 
     def param_names(self) -> list[str]:
-        d, h = self.n_inputs, HIDDEN_UNITS
+        d, h = self.n_inputs, self.hidden_units
         return (
             [f"W1[{i},{j}]" for i in range(d) for j in range(h)]
             + [f"b1[{j}]" for j in range(h)]
@@ -177,9 +191,9 @@ class BnnRegression(Target, StanModel, HeldOutData):
 
     def log_prob(self, x: Tensor) -> Tensor:
         """−(γ/2) Σ_i (y_i − f_θ(x_i))² − (λ/2) ‖θ‖² for each row θ of x."""
-        predictions = network(unflatten(x, self.n_inputs, HIDDEN_UNITS), self.X_train.to(x))
+        predictions = network(unflatten(x, self.n_inputs, self.hidden_units), self.X_train.to(x))
         sse = ((self.y_train.to(x) - predictions) ** 2).sum(-1)
-        prior = 0.5 * self.settings.prior_precision * (x**2).sum(-1)
+        prior = 0.5 * self.prior_precision * (x**2).sum(-1)
         return -0.5 * self.noise_precision * sse - prior
 
     def test_response(self) -> np.ndarray:
@@ -198,7 +212,7 @@ class BnnRegression(Target, StanModel, HeldOutData):
         inputs = self.X_test.to(theta)
         f = torch.cat(
             [
-                network(unflatten(chunk, self.n_inputs, HIDDEN_UNITS), inputs)
+                network(unflatten(chunk, self.n_inputs, self.hidden_units), inputs)
                 for chunk in theta.split(PREDICTIVE_CHUNK)
             ]
         )
@@ -221,7 +235,7 @@ class BnnRegression(Target, StanModel, HeldOutData):
         prior draw: θ = 0 is a saddle of a ReLU network (no gradient reaches W1 or W2)."""
         generator = torch.Generator().manual_seed(0)
         start = torch.randn(self.dim, generator=generator, dtype=torch.float64)
-        start = start / math.sqrt(self.settings.prior_precision)
+        start = start / math.sqrt(self.prior_precision)
         return (KSIVI_TRAINING, KSIVI_FAMILY | sigma_settings(self, start))
 
     def stan_data(self) -> dict[str, int | float | np.ndarray]:
@@ -229,9 +243,9 @@ class BnnRegression(Target, StanModel, HeldOutData):
         return {
             "N": int(self.X_train.shape[0]),
             "D": self.n_inputs,
-            "H": HIDDEN_UNITS,
+            "H": self.hidden_units,
             "X": self.X_train.numpy(),
             "y": self.y_train.numpy(),
             "noise_precision": self.noise_precision,
-            "prior_precision": self.settings.prior_precision,
+            "prior_precision": self.prior_precision,
         }

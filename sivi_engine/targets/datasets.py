@@ -213,10 +213,12 @@ def standardise(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(a − m) / s on both arrays with the column means m and standard deviations s (ddof 0)
     of ``train``; returns both standardised arrays, m and s. A constant training column gets
-    s = 1 (it is only centred), as in scikit-learn's StandardScaler."""
+    s = 1 (it is only centred), as in scikit-learn's StandardScaler; constant up to rounding
+    counts (s ≤ 1e-12·max(1, |m|): the mean of identical floats can differ from them in the
+    last bit, which would turn the column into ±1 noise)."""
     mean = train.mean(axis=0)
     sd = train.std(axis=0)
-    sd = np.where(sd > 0, sd, 1.0)
+    sd = np.where(sd > 1e-12 * np.maximum(1.0, np.abs(mean)), sd, 1.0)
     return (train - mean) / sd, (test - mean) / sd, mean, sd
 
 
