@@ -164,3 +164,23 @@ def test_a_short_workflow_run_on_yacht(tmp_path) -> None:
     )
     assert '"split": 4' in samples.attrs["target_settings"]
     assert "### bnn_yacht" in (work / "reports/summary.md").read_text()
+
+
+def test_predictive_scores_of_a_point_mass_have_their_closed_form() -> None:
+    """q = δ_θ (S identical draws): the posterior predictive is N(ȳ + s_y f_θ(x), s_y²/γ),
+    so RMSE and test log-likelihood are those of one Gaussian, computed here in numpy from θ's
+    layout (W1 row-major, b1, W2, b2)."""
+    target = uci("bnn_yacht", split=1)
+    d, h = target.n_inputs, target.hidden_units
+    theta = np.random.default_rng(2).normal(0, 0.3, target.dim)
+    w1, b1 = theta[: d * h].reshape(d, h), theta[d * h : d * h + h]
+    w2, b2 = theta[d * h + h : d * h + 2 * h], theta[-1]
+    x, y = target.X_test.numpy(), target.y_test.numpy()
+    mean = target.y_mean + target.y_sd * (np.maximum(x @ w1 + b1, 0) @ w2 + b2)
+    sd = target.y_sd / math.sqrt(target.noise_precision)
+    expected_ll = np.mean(
+        -0.5 * ((y - mean) / sd) ** 2 - math.log(sd) - 0.5 * math.log(2 * math.pi)
+    )
+    scores = target.predictive(np.tile(theta, (3, 1)))
+    assert scores["rmse"] == pytest.approx(math.sqrt(np.mean((y - mean) ** 2)), rel=1e-10)
+    assert scores["test_log_likelihood"] == pytest.approx(expected_ll, rel=1e-10)
