@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -48,7 +48,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--threads",
-        type=_positive_int,
+        type=_integer_from(1),
         default=None,
         help="CPU threads for torch (default: torch's choice)",
     )
@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a method on a target with one seed")
     train.add_argument("--method", required=True)
     train.add_argument("--target", required=True)
-    train.add_argument("--seed", required=True, type=_seed)
+    train.add_argument("--seed", required=True, type=_integer_from(0))  # as the config schema
     train.add_argument("--out", required=True, type=Path)
     train.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     train.add_argument("--label", default=None, help="config label of this method variant")
@@ -150,26 +150,20 @@ def _list(args: argparse.Namespace, overrides: dict) -> None:
     print("\n".join(getattr(importlib.import_module(module), name).names()))
 
 
-def _positive_int(text: str) -> int:
-    """An integer ≥ 1 (argparse type: a bad one is a usage error naming the option)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
+def _integer_from(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer ≥ ``minimum`` (a bad one is a usage error naming the
+    option)."""
 
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text}")
+        return value
 
-def _seed(text: str) -> int:
-    """A seed: an integer ≥ 0, as the config schema allows."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
+    return parse
 
 
 def _step(command: str):

@@ -35,6 +35,7 @@ def train(
     training checkpoints. Method settings: the method's defaults < the target's for this method
     (``Target.method_defaults``) < ``overrides``."""
     from sivi_engine.methods import METHODS  # every method module: here only
+    from sivi_engine.methods.checkpoints import checkpoint_iterations
 
     method = METHODS[method_name]()
     if target_name in method.unsupported_targets:
@@ -49,7 +50,7 @@ def train(
     torch_device = resolve_device(device)
     check_output(out)
     check_memory("num_draws", settings.num_draws, target.dim)
-    checkpoints = len(settings.checkpoints) or 3 * len(str(settings.iterations))  # 1-2-5 per decade
+    checkpoints = len(checkpoint_iterations(settings))
     check_memory("checkpoint_draws", settings.draws_per_checkpoint, target.dim, checkpoints)
     need = method.memory_need(settings, target.dim)
     if need is not None:
