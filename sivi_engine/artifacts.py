@@ -348,7 +348,9 @@ def _locked(lock: Path, blocking: bool = True) -> Iterator[bool]:
 
 def _siblings(path: Path, kind: str) -> list[Path]:
     return sorted(
-        p for p in path.parent.glob(f".{path.name}{kind}*") if p.is_dir() and p.suffix != ".lock"
+        p
+        for p in path.parent.glob(f".{path.name}{kind}*")
+        if p.is_dir()  # not the lock files
     )
 
 
@@ -406,6 +408,26 @@ def read(path: str | os.PathLike[str], schema: ArtifactSchema) -> xr.Dataset:
     ds = _load_and_verify(ds, schema, str(path))
     validate(ds, schema, str(path))
     return ds
+
+
+def read_attrs(path: str | os.PathLike[str], schema: ArtifactSchema) -> dict[str, Any]:
+    """The attributes of a complete store of kind ``schema``, its arrays left unread (to index
+    stores that :func:`read` loads and checks in full where their data are used)."""
+    path = Path(path)
+    if not (path / "zarr.json").is_file():
+        raise ArtifactError(f"{schema.kind} store {path}: not a Zarr v3 store (no zarr.json)")
+    attrs = dict(zarr.open_group(path, mode="r").attrs)
+    if attrs.get(COMPLETE_ATTR) is not True:
+        raise ArtifactError(
+            f"{schema.kind} store {path}: incomplete write (no {COMPLETE_ATTR!r} mark)"
+        )
+    if attrs.get("kind") != schema.kind:
+        _fail(
+            str(path),
+            schema,
+            f"attribute 'kind' is {attrs.get('kind')!r}, expected {schema.kind!r}",
+        )
+    return attrs
 
 
 def json_attr(value: Any) -> str:

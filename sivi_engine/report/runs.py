@@ -42,12 +42,12 @@ def _run_key(attrs: Mapping[str, Any]) -> RunKey:
 
 def sample_set_index(paths: Sequence[Path]) -> dict[RunKey, Path]:
     """(target, label, seed) → SampleSet path, from each store's attributes."""
-    return {_run_key(artifacts.read(p, artifacts.SAMPLE_SET).attrs): Path(p) for p in paths}
+    return {_run_key(artifacts.read_attrs(p, artifacts.SAMPLE_SET)): Path(p) for p in paths}
 
 
 def target_index(paths: Sequence[Path], schema: artifacts.ArtifactSchema) -> dict[str, Path]:
     """Target name → path of its store of kind ``schema`` (ReferenceDraws, TargetDescription)."""
-    return {str(artifacts.read(p, schema).attrs["target"]): Path(p) for p in paths}
+    return {str(artifacts.read_attrs(p, schema)["target"]): Path(p) for p in paths}
 
 
 def lookup(index: Mapping[Any, Path], key: Any, what: str, option: str) -> Path:
