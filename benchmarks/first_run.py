@@ -29,7 +29,7 @@ from pathlib import Path
 import xarray as xr
 
 from sivi_engine.report.build import loop_seconds
-from sivi_engine.report.costs import RUN_RULES, cost_split, read_benchmarks
+from sivi_engine.report.costs import cost_split, read_benchmarks, run_overhead_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Goal of issue 16: evaluation plus per-job overhead at most this share of the training loops.
@@ -62,12 +62,12 @@ def split_of(clone: Path) -> dict[str, object]:
     frame = read_benchmarks(sorted(benchmarks.rglob("*.tsv")), benchmarks)
     loops = loop_seconds(xr.open_zarr(clone / "results/metrics.zarr"))
     table = cost_split(frame, loops)
-    overhead = frame.seconds[frame.rule.isin(RUN_RULES)].sum() - loops
+    overhead = run_overhead_seconds(frame, loops)
     return {
         "rows": [dict(zip(table.header, row)) for row in table.rows],
         "training_loop_seconds": round(loops, 1),
-        "overhead_seconds": round(float(overhead), 1),
-        "overhead_share": round(float(overhead) / loops, 3),
+        "overhead_seconds": round(overhead, 1),
+        "overhead_share": round(overhead / loops, 3),
         "goal": f"overhead_share <= {OVERHEAD_GOAL}",
         "goal_met": bool(overhead / loops <= OVERHEAD_GOAL),
         "jobs": int(len(frame)),

@@ -64,6 +64,12 @@ def cost_by_method(frame: pd.DataFrame) -> Table:
 RUN_RULES = ("train", "evaluate")
 
 
+def run_overhead_seconds(frame: pd.DataFrame, loop_seconds: float) -> float:
+    """What the runs cost beyond their training loops: the train and evaluate jobs' wall
+    seconds less ``loop_seconds``."""
+    return float(frame.seconds[frame.rule.isin(RUN_RULES)].sum()) - loop_seconds
+
+
 def cost_split(frame: pd.DataFrame, loop_seconds: float) -> Table:
     """Where the jobs' wall time went: the training loops (``loop_seconds``, summed over runs:
     the budgets that were spent), the rest of the train jobs (interpreter and torch start-up,
@@ -79,7 +85,7 @@ def cost_split(frame: pd.DataFrame, loop_seconds: float) -> Table:
         *((f"{rule} jobs", seconds) for rule, seconds in totals.items() if rule not in RUN_RULES),
         (
             "per-run overhead (train beyond the loop + evaluate)",
-            train_beyond + totals.get("evaluate", 0.0),
+            run_overhead_seconds(frame, loop_seconds),
         ),
     ]
 
