@@ -53,21 +53,12 @@ PREDICTIVE_CHUNK = 1000
 KSIVI_TRAINING = {"iterations": 20_000, "batch_size": 100, "lr_decay_every": 3000}
 #: ... and its SIMINet (``models/networks.py``): z_dim 10, two hidden layers of h_dim 100.
 KSIVI_FAMILY = {"z_dim": 10, "hidden": (100, 100)}
-#: SIVI-SM's own waveform experiment (longinYu/SIVISM ``configs/LRwaveform.yml``): the same
-#: SIMINet, a 256-256 score network with lr 3e-3, decay every 3000 steps, the log-variance floor
-#: −6 (σ ≥ e⁻³) and the critic offset by the target score (TransTrick). Handing SIVI-SM KSIVI's
-#: σ₀ instead left the default run 14–57 posterior sds off.
-SIVI_SM_RECIPE = {
-    "iterations": 20_000,
-    "batch_size": 100,
-    "lr_decay_every": 3000,
-    "z_dim": 10,
-    "hidden": (100, 100),
-    "f_hidden": (256, 256),
-    "lr_f": 3e-3,
-    "min_sigma": 0.0498,
-    "score_offset": 1.0,
-}
+#: SIVI-SM's own waveform experiment (longinYu/SIVISM ``configs/LRwaveform.yml``): KSIVI's
+#: schedule and SIMINet, a 256-256 score network with lr 3e-3, the log-variance floor −6
+#: (σ ≥ e⁻³) and the critic offset by the target score (TransTrick); its own σ₀. Handing SIVI-SM
+#: KSIVI's σ₀ instead left the default run 14–57 posterior sds off.
+SIVI_SM_OWN = {"f_hidden": (256, 256), "lr_f": 3e-3, "min_sigma": 0.0498, "score_offset": 1.0}
+SIVI_SM_RECIPE = KSIVI_TRAINING | KSIVI_FAMILY | SIVI_SM_OWN
 #: SIVI's own waveform experiment (mingzhang-yin/SIVI ``SIVI_LR.py``): 20-D noise, an
 #: MLP 100-200-100, batch 50, K = 100, Adam lr 0.01 decayed every 100 steps, 5000 steps, a
 #: shared learned full covariance (anchored: benchmarks/results/anchors.md).
