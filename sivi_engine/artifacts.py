@@ -430,6 +430,13 @@ def read_attrs(path: str | os.PathLike[str], schema: ArtifactSchema) -> dict[str
     return attrs
 
 
+def target_label(attrs: Mapping[str, Any]) -> str:
+    """The target label a store is keyed by: its ``target_label`` attribute (the config's name
+    of the target variant, e.g. ``yacht_split3``), or the registered ``target`` for a store
+    written without one."""
+    return str(attrs.get("target_label", attrs["target"]))
+
+
 def json_attr(value: Any) -> str:
     """Canonical JSON for nested provenance attributes (settings, diagnostics, versions)."""
     return json.dumps(value, sort_keys=True, default=float)

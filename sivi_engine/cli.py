@@ -18,6 +18,7 @@ from sivi_engine.artifacts import ArtifactError
 from sivi_engine.registry import UnknownNameError
 from sivi_engine.runtime import keep_freed_memory
 from sivi_engine.settings import SettingsError, parse_assignments
+from sivi_engine.target_labels import NAME_PATTERN
 
 #: Command → the module that runs it, imported when the command runs: a static import would
 #: put every step's code into every job's code hash (:mod:`sivi_engine.provenance`).
@@ -54,6 +55,16 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_target(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target", required=True)
+    parser.add_argument(
+        "--target-label",
+        type=_name,
+        default=None,
+        help="config label of this target variant, its stores' key (default: --target)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m sivi_engine", description=__doc__.splitlines()[0]
@@ -66,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("what", choices=sorted(REGISTRY_MODULES))
 
     ref = commands.add_parser("reference", help="draw reference draws of a target")
-    ref.add_argument("--target", required=True)
+    _add_target(ref)
     ref.add_argument("--out", required=True, type=Path)
     ref.add_argument("--engine", default="exact")
     _add_common(ref)
@@ -74,17 +85,19 @@ def build_parser() -> argparse.ArgumentParser:
     describe = commands.add_parser(
         "describe", help="store what the report shows of a target (capabilities, density grid)"
     )
-    describe.add_argument("--target", required=True)
+    _add_target(describe)
     describe.add_argument("--out", required=True, type=Path)
     _add_common(describe)
 
     train = commands.add_parser("train", help="train a method on a target with one seed")
     train.add_argument("--method", required=True)
-    train.add_argument("--target", required=True)
+    _add_target(train)
     train.add_argument("--seed", required=True, type=_integer_from(0))  # as the config schema
     train.add_argument("--out", required=True, type=Path)
     train.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    train.add_argument("--label", default=None, help="config label of this method variant")
+    train.add_argument(
+        "--label", type=_name, default=None, help="config label of this method variant"
+    )
     _add_common(train)
 
     evaluate = commands.add_parser("evaluate", help="score a SampleSet against ReferenceDraws")
@@ -166,21 +179,38 @@ def _integer_from(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def _name(text: str) -> str:
+    """An argparse type: a label that can be a path component (letters, digits, underscores,
+    starting with a letter, at most 64)."""
+    if not NAME_PATTERN.match(text):
+        raise argparse.ArgumentTypeError(
+            f"expected letters, digits and underscores starting with a letter, got {text!r}"
+        )
+    return text
+
+
 def _step(command: str):
     return importlib.import_module(STEP_MODULES[command])
 
 
 def _reference(args: argparse.Namespace, overrides: dict) -> None:
-    _step("reference").reference(args.target, args.out, args.engine, overrides)
+    _step("reference").reference(args.target, args.out, args.engine, overrides, args.target_label)
 
 
 def _describe(args: argparse.Namespace, overrides: dict) -> None:
-    _step("describe").describe(args.target, args.out, overrides)
+    _step("describe").describe(args.target, args.out, overrides, args.target_label)
 
 
 def _train(args: argparse.Namespace, overrides: dict) -> None:
     _step("train").train(
-        args.method, args.target, args.seed, args.out, args.device, overrides, args.label
+        args.method,
+        args.target,
+        args.seed,
+        args.out,
+        args.device,
+        overrides,
+        args.label,
+        args.target_label,
     )
 
 

@@ -118,20 +118,24 @@ def test_a_missing_or_malformed_table_is_named(tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_a_short_workflow_run_on_yacht(tmp_path) -> None:
-    """Snakemake end to end on bnn_yacht, its tables read from the config's data_dir: a short
-    SGLD reference, two methods, the held-out scores on the original scale, the report."""
+def test_a_short_workflow_run_on_yacht_over_two_splits(tmp_path) -> None:
+    """Snakemake end to end on bnn_yacht, its tables read from the config's data_dir and a sweep
+    over two splits: one target label per split, a short SGLD reference for each, two methods,
+    the held-out scores on the original scale, and the report's table over splits."""
     import yaml
     from test_workflow import copy_workflow, snakemake
 
     from sivi_engine import artifacts
+    from sivi_engine.report.tables import format_number
 
     work = copy_workflow(tmp_path)
     config = {
         "seeds": [0],
         "targets": {
-            "bnn_yacht": {
-                "settings": {"data_dir": str(UCI_DATA), "split": 4},
+            "yacht": {
+                "target": "bnn_yacht",
+                "settings": {"data_dir": str(UCI_DATA)},
+                "sweep": {"split": [3, 4]},
                 "reference": {
                     "engine": "sgld",
                     "num_draws": 400,
@@ -140,7 +144,14 @@ def test_a_short_workflow_run_on_yacht(tmp_path) -> None:
                     "thin": 5,
                     "step": 1e-4,
                 },
-            }
+            },
+            # without reference draws: held-out scores only (another minibatch size, so not
+            # one of the splits above in the table over splits)
+            "yacht_alone": {
+                "target": "bnn_yacht",
+                "settings": {"data_dir": str(UCI_DATA), "split": 5, "data_batch_size": 50},
+                "reference": {"engine": "none"},
+            },
         },
         "methods": {
             "gvi": {"method": "gvi_mf", "iterations": 300, "lr": 0.01},
@@ -152,18 +163,39 @@ def test_a_short_workflow_run_on_yacht(tmp_path) -> None:
     (work / "uci.yaml").write_text(yaml.safe_dump(config))
     proc = snakemake(work, "--cores", "2", "--configfile", "uci.yaml", timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    for label in config["methods"]:
-        path = work / f"results/runs/bnn_yacht/{label}/seed0/metrics.zarr"
-        scores = artifacts.read(path, artifacts.METRIC_SET)
-        # yacht's response (residuary resistance, 0.01 to 62.4) has sd 15.1: a sanity bound of
-        # 4 response sds on the original scale after these few iterations, not a fit check
-        assert 0 < scores.rmse.item() < 60
-        assert np.isfinite(scores.test_log_likelihood.item())
-    samples = artifacts.read(
-        work / "results/runs/bnn_yacht/gvi/seed0/samples.zarr", artifacts.SAMPLE_SET
+    rmse = {}
+    for split in (3, 4):
+        for label in config["methods"]:
+            path = work / f"results/runs/yacht_split{split}/{label}/seed0/metrics.zarr"
+            scores = artifacts.read(path, artifacts.METRIC_SET)
+            assert scores["target"].values.tolist() == [f"yacht_split{split}"]
+            assert scores.attrs["target_name"] == "bnn_yacht"
+            # yacht's response (residuary resistance, 0.01 to 62.4) has sd 15.1: a sanity bound
+            # of 4 response sds on the original scale after these few iterations, not a fit check
+            assert 0 < scores.rmse.item() < 60
+            assert np.isfinite(scores.test_log_likelihood.item())
+            rmse[split, label] = scores.rmse.item()
+        samples = artifacts.read(
+            work / f"results/runs/yacht_split{split}/gvi/seed0/samples.zarr", artifacts.SAMPLE_SET
+        )
+        assert samples.attrs["target"] == "bnn_yacht"
+        assert samples.attrs["target_label"] == f"yacht_split{split}"
+        assert f'"split": {split}' in samples.attrs["target_settings"]
+        assert '"data_batch_size": 100' in samples.attrs["target_settings"]
+    alone = artifacts.read(
+        work / "results/runs/yacht_alone/ksivi/seed0/metrics.zarr", artifacts.METRIC_SET
     )
-    assert '"split": 4' in samples.attrs["target_settings"]
-    assert "### bnn_yacht" in (work / "reports/summary.md").read_text()
+    assert 0 < alone.rmse.item() < 60 and np.isfinite(alone.test_log_likelihood.item())
+    assert alone.suspect.item() == 0
+    assert not {"mmd2", "sliced_w1", "reference_rmse"} & set(alone.data_vars)
+    summary = (work / "reports/summary.md").read_text()
+    assert "yacht_alone: no reference draws (reference engine none)" in summary
+    assert "### yacht_split3" in summary and "### yacht_split4" in summary
+    assert "### bnn_yacht (2 splits)" in summary
+    # the table over splits: mean ± sd/√2 of the two splits' RMSE, by hand
+    values = np.array([rmse[3, "ksivi"], rmse[4, "ksivi"]])
+    mean, se = values.mean(), values.std(ddof=1) / math.sqrt(2)
+    assert f"| ksivi | {format_number(mean)} ± {format_number(se)} |" in summary
 
 
 def test_predictive_scores_of_a_point_mass_have_their_closed_form() -> None:
@@ -184,3 +216,41 @@ def test_predictive_scores_of_a_point_mass_have_their_closed_form() -> None:
     scores = target.predictive(np.tile(theta, (3, 1)))
     assert scores["rmse"] == pytest.approx(math.sqrt(np.mean((y - mean) ** 2)), rel=1e-10)
     assert scores["test_log_likelihood"] == pytest.approx(expected_ll, rel=1e-10)
+
+
+def test_the_training_view_subsamples_the_likelihood_without_bias() -> None:
+    """With B of N points per call and the sum of squares scaled by N/B, the training view's
+    log-density is unbiased for the full one: its mean over calls lies within 4 standard errors
+    of it (a false alarm about once in 16 000 runs), while single calls differ."""
+    target = uci("bnn_yacht", split=2, data_batch_size=50)
+    view = target.training_view()
+    assert view is not target and target.data_batch_size is None and view.data_batch_size == 50
+    theta = torch.randn(
+        3, target.dim, generator=torch.Generator().manual_seed(4), dtype=torch.float64
+    )
+    theta = 0.2 * theta
+    torch.manual_seed(0)
+    calls = torch.stack([view.log_prob(theta) for _ in range(4000)])
+    full = target.log_prob(theta)
+    error = (calls.mean(0) - full).abs()
+    standard_error = calls.std(0) / math.sqrt(len(calls))
+    assert torch.all(error < 4 * standard_error), (error, standard_error)
+    assert torch.all(calls.std(0) > 0)
+    # the score of one call is the gradient of that call's minibatch (autograd of log_prob),
+    # so its mean over calls is the full score as well
+    scores = torch.stack([view.score(theta[:1]) for _ in range(2000)])
+    score_error = (scores.mean(0) - target.score(theta[:1])).abs()
+    assert torch.all(score_error < 5 * scores.std(0) / math.sqrt(len(scores)) + 1e-9)
+
+
+def test_a_data_batch_as_large_as_the_training_set_is_the_full_likelihood() -> None:
+    target = uci("bnn_yacht", data_batch_size=10_000)
+    assert target.training_view() is target
+    full = uci("bnn_yacht", data_batch_size=None)
+    assert full.training_view() is full
+    assert uci("bnn_yacht").settings.data_batch_size == 100  # the papers' sto_batchsize
+
+
+def test_a_data_batch_below_one_is_a_named_error() -> None:
+    with pytest.raises(SettingsError, match=r"setting 'data_batch_size' must be >= 1 or null"):
+        uci("bnn_yacht", data_batch_size=0)

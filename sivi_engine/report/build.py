@@ -11,7 +11,7 @@ import xarray as xr
 import yaml
 
 from sivi_engine import artifacts, provenance
-from sivi_engine.report import costs, reproduction, tables, views
+from sivi_engine.report import costs, reproduction, splits, tables, views
 from sivi_engine.report import runs as rn
 from sivi_engine.report.document import TITLE, NotRun, document, reproduction_blocks
 from sivi_engine.report.output import write_atomic
@@ -134,6 +134,10 @@ def build_report(
         reproduction=reproduced,
         not_run=not_run_pairs(config),
         costs=cost_tables(benchmark_paths, benchmark_root, combined),
+        split_tables={
+            group.title: splits.split_table(combined, group, summary.labels)
+            for group in splits.split_groups(runs)
+        },
     )
     sections = (*along_training.values(), *target_blocks.values())
     for block in (b for blocks_of in sections for b in blocks_of):

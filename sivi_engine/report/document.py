@@ -76,6 +76,16 @@ REPRODUCTION_NOTE = (
 )
 NO_REPRODUCTION = "The config lists no reproduction rows (key `reproduction`)."
 
+SPLIT_NOTE = (
+    "Held-out scores on the response's original scale, as the BNN papers tabulate them: per "
+    "data set, each method's score on every random train/test split (the mean over seeds "
+    "within a split), then mean ± standard error over the splits (sd with ddof = 1 over √S), "
+    "and S, the splits counted (a diverged run leaves its split out). The last row scores the "
+    "reference draws the same way, where a reference was drawn; where none was (the large "
+    "data sets), the held-out scores are the only comparison, and the per-target tables below "
+    "have no sample metrics."
+)
+
 COST_NOTE = (
     "Wall time and peak resident memory of every job, from Snakemake's benchmark files: first "
     "where the time went (the training loops, which the budgets bound, against everything a "
@@ -182,12 +192,15 @@ def document(
     reproduction: Sequence[Block],
     not_run: Sequence[NotRun] = (),
     costs: Sequence[Table] = (),
+    split_tables: Mapping[str, Table] | None = None,
 ) -> list[Block]:
     """All sections of the report, in reading order: the headline section, quality along
     training, holds each target's ``along_training`` blocks (:func:`along_training_blocks`);
     under each target's metric table come the blocks of its ``views`` (figures, further
     tables); ``reproduction`` is the body of the reproduction section
-    (:func:`reproduction_blocks`)."""
+    (:func:`reproduction_blocks`). ``split_tables``: per data set run over random splits,
+    its table of held-out scores (:func:`sivi_engine.report.splits.split_table`), a section of
+    its own before the per-target results."""
     blocks: list[Block] = [
         Heading(1, TITLE),
         Paragraph(f"Generated {created}."),
@@ -198,6 +211,12 @@ def document(
         Heading(2, "Suspect runs"),
         *suspect_blocks(summary),
         *not_run_blocks(not_run),
+    ]
+    if split_tables:
+        blocks += [Heading(2, "Held-out scores over splits"), Paragraph(SPLIT_NOTE)]
+        for title, table in split_tables.items():
+            blocks += [Heading(3, title), TableBlock(table)]
+    blocks += [
         Heading(2, "Results per target"),
         Paragraph(TABLE_NOTE),
     ]

@@ -37,17 +37,18 @@ class MissingStoreError(ValueError):
 
 
 def _run_key(attrs: Mapping[str, Any]) -> RunKey:
-    return str(attrs["target"]), str(attrs["label"]), int(attrs["seed"])
+    return artifacts.target_label(attrs), str(attrs["label"]), int(attrs["seed"])
 
 
 def sample_set_index(paths: Sequence[Path]) -> dict[RunKey, Path]:
-    """(target, label, seed) → SampleSet path, from each store's attributes."""
+    """(target label, method label, seed) → SampleSet path, from each store's attributes."""
     return {_run_key(artifacts.read_attrs(p, artifacts.SAMPLE_SET)): Path(p) for p in paths}
 
 
 def target_index(paths: Sequence[Path], schema: artifacts.ArtifactSchema) -> dict[str, Path]:
-    """Target name → path of its store of kind ``schema`` (ReferenceDraws, TargetDescription)."""
-    return {str(artifacts.read_attrs(p, schema)["target"]): Path(p) for p in paths}
+    """Target label → path of its store of kind ``schema`` (ReferenceDraws,
+    TargetDescription)."""
+    return {artifacts.target_label(artifacts.read_attrs(p, schema)): Path(p) for p in paths}
 
 
 def lookup(index: Mapping[Any, Path], key: Any, what: str, option: str) -> Path:
@@ -59,7 +60,8 @@ def lookup(index: Mapping[Any, Path], key: Any, what: str, option: str) -> Path:
 
 @dataclasses.dataclass(frozen=True)
 class Run:
-    """One trained (target, label, seed) and the stores its metrics came from."""
+    """One trained (target label, method label, seed) and the stores its metrics came from;
+    ``target_name`` is the registered target the target label runs."""
 
     target: str
     label: str
@@ -76,6 +78,7 @@ class Run:
     suspect: bool  # the evaluation's sanity gate found the fit grossly wrong
     suspect_reasons: tuple[str, ...]
     evaluation_settings: dict[str, Any]  # the evaluation's resolved settings
+    target_name: str  # the registered target the target label runs
 
     @property
     def condition(self) -> str:
@@ -155,6 +158,7 @@ def read_run(
         suspect=suspect,
         suspect_reasons=suspect_reasons(attrs),
         evaluation_settings=json.loads(attrs.get("evaluation_settings", "{}")),
+        target_name=str(attrs.get("target_name", metrics["target"].values[0])),
     )
     return metrics, run
 

@@ -190,12 +190,16 @@ PREDICTIVE_METRICS = ("test_log_likelihood", "accuracy", "rmse", "ece")
 
 
 def predictive_table(
-    reference_title: str, reference: Mapping[str, float], ds: xr.Dataset, labels: Sequence[str]
+    reference_title: str | None,
+    reference: Mapping[str, float],
+    ds: xr.Dataset,
+    labels: Sequence[str],
 ) -> Table:
     """Predictive metrics of the reference draws and of each label of one target.
 
     The first row holds ``reference`` (one value per metric, computed from the reference
-    draws); then one row per label, the :func:`seed_cell` of its runs in ``ds`` (dims method,
+    draws; no such row where ``reference_title`` is None: no reference draws); then one row
+    per label, the :func:`seed_cell` of its runs in ``ds`` (dims method,
     seed) as in :func:`target_table`. Columns: the predictive metrics with a value in either.
     """
 
@@ -207,7 +211,11 @@ def predictive_table(
         for m in metric_info.ordered(PREDICTIVE_METRICS)
         if not math.isnan(reference.get(m, math.nan)) or has_values(m)
     ]
-    rows = [(reference_title, *(format_number(reference.get(m, math.nan)) for m in present))]
+    rows = []
+    if reference_title is not None:
+        rows.append(
+            (reference_title, *(format_number(reference.get(m, math.nan)) for m in present))
+        )
     condition = run_condition(ds)
     for label in labels:
         runs = condition.sel({"method": label}).values

@@ -44,6 +44,11 @@ from sivi_engine.report import runs as rn
 from sivi_engine.report.render import Block, Collapsed, Image, Paragraph, TableBlock
 
 FIGURE_DIR = "figures"
+#: What the report says of a target whose reference engine drew nothing (``none``).
+NO_REFERENCE_NOTE = (
+    "no reference draws (reference engine none), so no sample metric and no sanity gate: the "
+    "held-out predictive scores stand alone"
+)
 #: Central credible level of the diffusion's path bands (2.5 and 97.5 percentiles).
 PATH_BAND_LEVEL = 0.95
 #: Largest dimension with a correlation scatter: its d(d − 1)/2 points stay readable (4950 at
@@ -89,6 +94,11 @@ class TargetData:
     @property
     def reference_title(self) -> str:
         return f"reference ({self._reference[1]})"
+
+    @property
+    def has_reference(self) -> bool:
+        """Reference draws exist (the ``none`` engine stores none)."""
+        return self.reference.shape[0] > 0
 
     @functools.cached_property
     def first_seed(self) -> list[tuple[rn.Run, np.ndarray]]:
@@ -155,17 +165,22 @@ def predictive_blocks(data: TargetData) -> list[Block]:
     """Held-out predictive metrics: the reference row from the MetricSets' ``reference_*``
     scores, then each label's seed cells from its MetricSets."""
     reference = reference_scores(data.metrics)
-    table = tables.predictive_table(data.reference_title, reference, data.metrics, data.labels)
-    if "rmse" in reference:
+    title = data.reference_title if data.has_reference else None
+    table = tables.predictive_table(title, reference, data.metrics, data.labels)
+    if "rmse" in reference or "rmse" in data.metrics.data_vars:
         what = "BNN: RMSE and log-likelihood on the original scale"
     elif is_classifier(data.metrics):
         bins = calibration_bins(data.metrics)
         what = f"log predictive density per test point, accuracy, ECE on {bins} bins"
     else:
         what = "log predictive density per test point"
+    rows = (
+        "the reference row from as many reference draws as each run is scored on, method rows"
+        if data.has_reference
+        else f"{NO_REFERENCE_NOTE}; rows"
+    )
     caption = (
-        f"{data.name}: held-out predictive performance on the test split ({what}); "
-        "the reference row from as many reference draws as each run is scored on, method rows "
+        f"{data.name}: held-out predictive performance on the test split ({what}); {rows} "
         "mean ± sd over seeds as in the metric table."
     )
     return [Paragraph(caption), TableBlock(table)]
@@ -354,7 +369,10 @@ def curve_lines(
 
 def headline_blocks(data: TargetData) -> list[Block]:
     """The target's compact headline table (:func:`curves.headline_table`), then, folded, the
-    iterations and thresholds behind its time to quality."""
+    iterations and thresholds behind its time to quality; a note alone for a target without
+    reference draws."""
+    if not data.has_reference:
+        return [Paragraph(f"{data.name}: {NO_REFERENCE_NOTE}.")]
     caption = (
         f"{data.name}: final scores, mean ± sd over ok seeds (diverged and suspect runs are "
         "counted, not used); the discrepancies are the ones that stay consistent in any "

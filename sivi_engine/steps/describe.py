@@ -52,9 +52,11 @@ def path_arrays(target: LatentPath) -> dict[str, np.ndarray]:
     }
 
 
-def describe(target_name: str, out: Path, overrides: Mapping[str, Any]) -> Path:
+def describe(
+    target_name: str, out: Path, overrides: Mapping[str, Any], target_label: str | None = None
+) -> Path:
     """Store the TargetDescription of the registered target ``target_name`` (settings as
-    ``target.KEY`` overrides)."""
+    ``target.KEY`` overrides), keyed by ``target_label`` (default: the registered name)."""
     target_overrides, others = split_target_overrides(overrides)
     if others:
         raise SettingsError(
@@ -69,6 +71,7 @@ def describe(target_name: str, out: Path, overrides: Mapping[str, Any]) -> Path:
         density=density_grid(target, resolution) if resolution else None,
         path=path_arrays(target) if isinstance(target, LatentPath) else None,
         target=target_name,
+        target_label=target_label or target_name,
         target_settings=target_settings,
         target_hash=settings_hash(target_name, target_settings),
         capabilities=json.dumps(declared_capabilities(target)),

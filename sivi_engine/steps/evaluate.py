@@ -1,4 +1,5 @@
-"""The evaluation step: score one run's draws against the target's reference draws."""
+"""The evaluation step: score one run's draws against the target's reference draws (or, where
+the ``none`` engine drew none, by their held-out predictive scores alone)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,20 @@ from sivi_engine.runtime import describe_device, resolve_device
 from sivi_engine.settings import SettingsError, resolve, to_json
 from sivi_engine.steps.common import check_output, provenance_attrs
 from sivi_engine.targets import make_target
+from sivi_engine.targets.base import Target
+from sivi_engine.targets.capabilities import HeldOutData
+
+
+def held_out_scores(target: Target, draws: np.ndarray, settings: Any) -> dict[str, float]:
+    """The held-out predictive scores of q's draws alone (``target.predictive``), for a target
+    evaluated without reference draws: what the ``predictive`` metric group gives without its
+    ``reference_`` scores."""
+    from sivi_engine.metrics.predictive import predictive_scores
+
+    if not isinstance(target, HeldOutData):
+        raise SettingsError(f"evaluate: target {target.name!r} has no reference draws to score")
+    scores = target.predictive(draws)
+    return predictive_scores(scores, target.test_response(), settings.calibration_bins)
 
 
 def evaluate(
@@ -54,11 +69,15 @@ def evaluate(
     check_output(out)
     samples = artifacts.read(samples_path, artifacts.SAMPLE_SET)
     ref = artifacts.read(reference_path, artifacts.REFERENCE_DRAWS)
-    for key in ("target", "target_settings"):
-        if samples.attrs[key] != ref.attrs[key]:
+    for key, read in (
+        ("target", lambda attrs: attrs["target"]),
+        ("target_label", artifacts.target_label),
+        ("target_settings", lambda attrs: attrs["target_settings"]),
+    ):
+        if read(samples.attrs) != read(ref.attrs):
             raise SettingsError(
-                f"evaluate: {key} differs between {samples_path} ({samples.attrs[key]}) "
-                f"and {reference_path} ({ref.attrs[key]})"
+                f"evaluate: {key} differs between {samples_path} ({read(samples.attrs)}) "
+                f"and {reference_path} ({read(ref.attrs)})"
             )
     settings = resolve(EvaluationSettings, overrides)
     torch_device = resolve_device(device)
@@ -80,7 +99,8 @@ def evaluate(
         "scored_draws": float(draws.shape[0]),
         "diverged": float(bool(diverged)),
     }
-    if not diverged:
+    has_reference = reference_draws.shape[0] > 0  # none: the `none` engine's empty store
+    if not diverged and has_reference:
         context = EvaluationContext(
             samples=draws,
             reference=reference_draws,
@@ -90,12 +110,17 @@ def evaluate(
         )
         metrics |= evaluate_all(context) | json.loads(samples.attrs["diagnostics"])
         reliability = reliability_curves(context)
+    elif not diverged:
+        metrics |= held_out_scores(target, draws, settings)
+        metrics |= json.loads(samples.attrs["diagnostics"])
     evidence = trusted_evidence(ref.attrs["engine"], json.loads(ref.attrs["diagnostics"]))
-    reasons = diverged or gate_reasons(metrics, evidence, settings)
+    reasons = diverged or (gate_reasons(metrics, evidence, settings) if has_reference else [])
     metrics["suspect"] = float(bool(reasons))
     checkpoint_draws = samples.checkpoint_samples.values
-    curves, floor = checkpoint_scores(
-        checkpoint_draws, reference_draws, target, settings, torch_device.type
+    curves, floor = (
+        checkpoint_scores(checkpoint_draws, reference_draws, target, settings, torch_device.type)
+        if has_reference
+        else ({}, {})
     )
     times = {
         "iteration": samples.checkpoint_iteration.values,
@@ -103,7 +128,7 @@ def evaluate(
     }
     ds = artifacts.metric_set(
         metrics | floor,
-        samples.attrs["target"],
+        artifacts.target_label(samples.attrs),
         samples.attrs["label"],
         int(samples.attrs["seed"]),
         curves=times | curves,
@@ -117,6 +142,7 @@ def evaluate(
             }
         ),
         method=samples.attrs["method"],
+        target_name=samples.attrs["target"],
         samples_path=str(samples_path),
         reference_path=str(reference_path),
         target_settings=samples.attrs["target_settings"],

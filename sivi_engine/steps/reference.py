@@ -14,8 +14,15 @@ from sivi_engine.steps.common import check_memory, check_output, provenance_attr
 from sivi_engine.targets import make_target
 
 
-def reference(target_name: str, out: Path, engine_name: str, overrides: Mapping[str, Any]) -> Path:
-    """Draw reference draws of a target with a reference engine and store ReferenceDraws."""
+def reference(
+    target_name: str,
+    out: Path,
+    engine_name: str,
+    overrides: Mapping[str, Any],
+    target_label: str | None = None,
+) -> Path:
+    """Draw reference draws of a target with a reference engine and store ReferenceDraws,
+    keyed by ``target_label`` (default: the registered name)."""
     from sivi_engine.reference import ENGINES  # scipy.stats and the samplers: here only
 
     target_overrides, engine_overrides = split_target_overrides(overrides)
@@ -32,6 +39,7 @@ def reference(target_name: str, out: Path, engine_name: str, overrides: Mapping[
         target.param_names(),
         sample_stats=result.sample_stats,
         target=target_name,
+        target_label=target_label or target_name,
         target_settings=target_settings,
         target_hash=settings_hash(target_name, target_settings),
         engine=result.engine or engine_name,

@@ -30,10 +30,12 @@ def train(
     device: str,
     overrides: Mapping[str, Any],
     label: str | None = None,
+    target_label: str | None = None,
 ) -> Path:
     """Fit a method to a target with one seed and store the SampleSet, with the draws at the
     training checkpoints. Method settings: the method's defaults < the target's for this method
-    (``Target.method_defaults``) < ``overrides``."""
+    (``Target.method_defaults``) < ``overrides``. ``label`` and ``target_label`` (the config's
+    names of the method and target variants, default the registered names) key the store."""
     from sivi_engine.methods import METHODS  # every method module: here only
     from sivi_engine.methods.checkpoints import checkpoint_iterations
 
@@ -57,7 +59,7 @@ def train(
         check_bytes(*need, f"{method_name}'s largest working array")
     torch.manual_seed(seed)
     start = time.perf_counter()
-    result = method.fit(target, settings, torch_device)
+    result = method.fit(target.training_view(), settings, torch_device)
     samples = result.samples.detach().double().cpu().numpy()
     wall = time.perf_counter() - start
     trace = result.trace
@@ -73,6 +75,7 @@ def train(
         method=method_name,
         label=label or method_name,
         target=target_name,
+        target_label=target_label or target_name,
         target_settings=to_json(target.settings),
         seed=seed,
         settings=to_json(settings),

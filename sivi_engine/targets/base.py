@@ -73,6 +73,14 @@ class Target(abc.ABC):
             (grad,) = torch.autograd.grad(self.log_prob(x).sum(), x)
         return grad
 
+    def training_view(self) -> Target:
+        """The target as methods train on it: ``self``, unless its settings ask for an unbiased
+        stochastic log-density (data subsampling, :meth:`.bnn.BnnRegression.training_view`),
+        whose every call may differ. Every method must train on such a view: it may rely on
+        E[log p̂(x)] = log p(x) and E[∇ log p̂(x)] = ∇ log p(x) only. References, mode searches
+        and the evaluation use the target itself."""
+        return self
+
     @property
     def has_exact_sampler(self) -> bool:
         return type(self).sample is not Target.sample

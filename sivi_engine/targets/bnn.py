@@ -10,6 +10,10 @@ with fixed noise precision γ and prior precision λ. Unnormalised log posterior
 
     log p(θ | y) = −(γ/2) Σ_i (y_i − f_θ(x_i))² − (λ/2) ‖θ‖².
 
+With ``data_batch_size`` B < N the methods train on an unbiased estimate (KSIVI's
+``sto_batchsize``; SVGD's and PBP's minibatches): each evaluation draws B training points
+without replacement and scales their sum of squares by N/B. References and scores use all N.
+
 θ is one vector, in this order: W1 row-major (``W1[i,j]``, input i, hidden unit j), ``b1[j]``,
 ``W2[j]``, ``b2`` — D·H + 2H + 1 entries (601 for diabetes). The score is autograd of
 :meth:`BnnRegression.log_prob`.
@@ -17,6 +21,7 @@ with fixed noise precision γ and prior precision λ. Unnormalised log posterior
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from collections.abc import Mapping
@@ -77,6 +82,11 @@ def least_squares_precision(x: np.ndarray, y: np.ndarray) -> float:
     return float(1.0 / np.mean((y - design @ coef) ** 2))
 
 
+def check_data_batch_size(value: int | None) -> None:
+    if value is not None and value < 1:
+        raise SettingsError(f"setting 'data_batch_size' must be >= 1 or null, got {value!r}")
+
+
 @dataclasses.dataclass(frozen=True)
 class BnnSettings:
     """``split_seed`` seeds the 90/10 split (``default_rng``; the repetition in the paper
@@ -84,16 +94,19 @@ class BnnSettings:
     1 / (mean squared residual of least squares on the standardised training split) — the noise
     level a linear model leaves, ≈ 2.1 for diabetes (R² ≈ 0.5). ``prior_precision`` λ = 1, a
     standard normal prior on every weight (KSIVI's log λ = 0). ``data_file``: a CSV file (last
-    column the response) replacing the diabetes data."""
+    column the response) replacing the diabetes data. ``data_batch_size``: training points per
+    log-density evaluation while a method trains (None: all; module docstring)."""
 
     split_seed: int = 0
     noise_precision: float | None = None
     prior_precision: float = 1.0
     data_file: str | None = None
+    data_batch_size: int | None = None
 
     def validate(self) -> None:
         if self.split_seed < 0:
             raise SettingsError(f"setting 'split_seed' must be >= 0, got {self.split_seed!r}")
+        check_data_batch_size(self.data_batch_size)
         if self.noise_precision is not None and not self.noise_precision > 0:
             raise SettingsError(
                 f"setting 'noise_precision' must be > 0, got {self.noise_precision!r}"
@@ -144,6 +157,9 @@ class BnnRegression(Target, StanModel, HeldOutData):
     stan_program = "bnn.stan"
     #: Hidden ReLU units H.
     hidden_units: ClassVar[int] = HIDDEN_UNITS
+    #: Training points per log-density evaluation: None on the target itself, the setting's B
+    #: on its :meth:`training_view`.
+    data_batch_size: int | None = None
 
     def __init__(self, settings: object | None = None) -> None:
         super().__init__(settings)
@@ -189,12 +205,33 @@ class BnnRegression(Target, StanModel, HeldOutData):
             + ["b2"]
         )
 
+    def training_view(self) -> BnnRegression:
+        """This target with a stochastic likelihood of ``data_batch_size`` points per call
+        (module docstring); the target itself when the setting is None or ≥ N."""
+        batch = self.settings.data_batch_size
+        if batch is None or batch >= len(self.y_train):
+            return self
+        view = copy.copy(self)
+        view.data_batch_size = batch
+        return view
+
+    def likelihood_data(self) -> tuple[Tensor, Tensor, float]:
+        """Inputs, responses and the factor N/B of one likelihood evaluation: all N training
+        points (factor 1), or B drawn without replacement from torch's generator."""
+        if self.data_batch_size is None:
+            return self.X_train, self.y_train, 1.0
+        n = len(self.y_train)
+        index = torch.randperm(n)[: self.data_batch_size]
+        return self.X_train[index], self.y_train[index], n / self.data_batch_size
+
     def log_prob(self, x: Tensor) -> Tensor:
-        """−(γ/2) Σ_i (y_i − f_θ(x_i))² − (λ/2) ‖θ‖² for each row θ of x."""
-        predictions = network(unflatten(x, self.n_inputs, self.hidden_units), self.X_train.to(x))
-        sse = ((self.y_train.to(x) - predictions) ** 2).sum(-1)
+        """−(γ/2) Σ_i (y_i − f_θ(x_i))² − (λ/2) ‖θ‖² for each row θ of x (the sum over a
+        scaled minibatch on the training view)."""
+        inputs, responses, factor = self.likelihood_data()
+        predictions = network(unflatten(x, self.n_inputs, self.hidden_units), inputs.to(x))
+        sse = ((responses.to(x) - predictions) ** 2).sum(-1)
         prior = 0.5 * self.prior_precision * (x**2).sum(-1)
-        return -0.5 * self.noise_precision * sse - prior
+        return -0.5 * self.noise_precision * factor * sse - prior
 
     def test_response(self) -> np.ndarray:
         return self.y_test.numpy().copy()

@@ -8,6 +8,7 @@ import sys
 import yaml
 
 from sivi_engine import declared, provenance
+from sivi_engine.target_labels import expand_target_labels
 
 
 envvars:
@@ -18,7 +19,10 @@ envvars:
 # virtualenv's snakemake works without activating the environment.
 os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
 
-TARGETS = list(config["targets"])
+#: Target label → its registered target, settings, reference options and method blocks (a
+#: config entry with a `sweep` is one label per swept value: sivi_engine.target_labels).
+TARGET_LABELS = expand_target_labels(config["targets"])
+TARGETS = list(TARGET_LABELS)
 LABELS = list(config["methods"])
 SEEDS = [int(seed) for seed in config["seeds"]]
 #: Label keys that are not method settings: the registered method, the targets it runs on, and
@@ -28,19 +32,26 @@ LABEL_KEYS = ("method", "targets", "source")
 PER_TARGET_KEYS = ("source",)
 
 
+def target_name(target):
+    """The registered target a target label runs."""
+    return TARGET_LABELS[target].target
+
+
 def label_targets(label):
-    """The targets a label runs on: its own `targets` list, or every configured target."""
-    return config["methods"][label].get("targets", TARGETS)
+    """The target labels a method label runs on: those of the config entries in its own
+    `targets` list, or every one."""
+    keys = config["methods"][label].get("targets")
+    return [t for t in TARGETS if keys is None or TARGET_LABELS[t].key in keys]
 
 
 def unsupported_reason(target, label):
     """Why the label's method cannot run on ``target`` (its ``unsupported_targets``), or None."""
     method = config["methods"][label]["method"]
-    return declared.unsupported_targets().get(method, {}).get(target)
+    return declared.unsupported_targets().get(method, {}).get(target_name(target))
 
 
 for _kind, _names in (
-    ("targets", TARGETS),
+    ("targets", sorted({t.target for t in TARGET_LABELS.values()})),
     ("methods", [config["methods"][label]["method"] for label in LABELS]),
 ):
     _known = provenance.registered_modules(_kind)
@@ -52,14 +63,14 @@ for _kind, _names in (
             )
 
 for _label in LABELS:
-    _unknown = sorted(set(label_targets(_label)) - set(TARGETS))
+    _unknown = sorted(set(config["methods"][_label].get("targets", ())) - set(config["targets"]))
     if _unknown:
         raise ValueError(
             f"config methods.{_label}.targets: {_unknown} are not configured targets; "
-            f"configured targets: {', '.join(TARGETS)}"
+            f"configured targets: {', '.join(config['targets'])}"
         )
     _method = config["methods"][_label]["method"]
-    for _target in config["methods"][_label].get("targets", ()):
+    for _target in label_targets(_label) if "targets" in config["methods"][_label] else ():
         if unsupported_reason(_target, _label):
             raise ValueError(
                 f"config methods.{_label}.targets: {_target} cannot be run by method "
@@ -103,12 +114,12 @@ def set_args(settings, prefix=""):
 
 
 def target_settings(target):
-    return config["targets"][target].get("settings", {})
+    return TARGET_LABELS[target].settings
 
 
 def reference_options(target):
     """Global reference options with the target's own on top; `engine` is split off later."""
-    return {**config["reference"], **config["targets"][target].get("reference", {})}
+    return {**config["reference"], **TARGET_LABELS[target].reference}
 
 
 def reference_engine(wildcards):
@@ -137,7 +148,7 @@ def merge(base, override):
 def train_settings(target, label):
     """Method settings of one run: global < per-target (by method name) < the label's own."""
     own = {k: v for k, v in config["methods"][label].items() if k not in LABEL_KEYS}
-    block = config["targets"][target].get("methods", {}).get(config["methods"][label]["method"], {})
+    block = TARGET_LABELS[target].methods.get(config["methods"][label]["method"], {})
     per_target = {k: v for k, v in block.items() if k not in PER_TARGET_KEYS}
     return merge(merge(config["method_settings"], per_target), own)
 
@@ -149,19 +160,25 @@ def train_set_args(wildcards):
 
 def train_code_hash(wildcards):
     """Content hash of the code the job runs: editing it reruns the job, touching it does not."""
-    return provenance.training_code_hash(method_name(wildcards), wildcards.target)
+    return provenance.training_code_hash(method_name(wildcards), target_name(wildcards.target))
 
 
 def reference_code_hash(wildcards):
-    return provenance.reference_code_hash(reference_engine(wildcards), wildcards.target)
+    return provenance.reference_code_hash(
+        reference_engine(wildcards), target_name(wildcards.target)
+    )
 
 
 def evaluation_code_hash(wildcards):
-    return provenance.evaluation_code_hash(wildcards.target)
+    return provenance.evaluation_code_hash(target_name(wildcards.target))
 
 
 def description_code_hash(wildcards):
-    return provenance.description_code_hash(wildcards.target)
+    return provenance.description_code_hash(target_name(wildcards.target))
+
+
+def registered_target(wildcards):
+    return target_name(wildcards.target)
 
 
 def report_code_hash():

@@ -8,8 +8,9 @@ rule describe_target:
     conda:
         "../../envs/sivi.yaml"
     params:
+        target=registered_target,
         code=description_code_hash,
         settings=description_set_args,
     shell:
-        "python -m sivi_engine describe --target {wildcards.target:q} --out {output:q}"
-        " {params.settings} > {log:q} 2>&1"
+        "python -m sivi_engine describe --target {params.target:q}"
+        " --target-label {wildcards.target:q} --out {output:q} {params.settings} > {log:q} 2>&1"

@@ -9,9 +9,11 @@ rule reference:
         "../../envs/sivi.yaml"
     threads: config["threads_per_job"]
     params:
+        target=registered_target,
         code=reference_code_hash,
         engine=reference_engine,
         settings=reference_set_args,
     shell:
-        "python -m sivi_engine reference --target {wildcards.target:q} --engine {params.engine:q}"
+        "python -m sivi_engine reference --target {params.target:q}"
+        " --target-label {wildcards.target:q} --engine {params.engine:q}"
         " --threads {threads} --out {output:q} {params.settings} > {log:q} 2>&1"

@@ -9,11 +9,13 @@ rule train:
         "../../envs/sivi.yaml"
     threads: config["threads_per_job"]
     params:
+        target=registered_target,
         code=train_code_hash,
         method=method_name,
         settings=train_set_args,
         device=config["device"],
     shell:
         "python -m sivi_engine train --method {params.method:q} --label {wildcards.label:q}"
-        " --target {wildcards.target:q} --seed {wildcards.seed:q} --device {params.device:q}"
+        " --target {params.target:q} --target-label {wildcards.target:q}"
+        " --seed {wildcards.seed:q} --device {params.device:q}"
         " --threads {threads} --out {output:q} {params.settings} > {log:q} 2>&1"
