@@ -34,7 +34,7 @@ TARGETS = {
     "gaussian100": ("gaussian", {"dim": 100, "random_covariance": True}),
     "blr_waveform": ("blr_waveform", {}),
     "diffusion": ("diffusion", {}),
-    # BNN regression at the UCI suite's extremes: 308 points x 351 weights, 45 730 x 1101;
+    # BNN regression at the UCI suite's extremes: 308 points x 401 weights, 45 730 x 1101;
     # methods train on minibatches of 100 points (the targets' data_batch_size)
     "bnn_yacht": ("bnn_yacht", {}),
     "bnn_protein": ("bnn_protein", {}),

@@ -148,6 +148,12 @@ def test_a_file_that_is_not_an_npz_is_named(tmp_path, contents, message) -> None
         (["--set", "lr=[1, 2"], "--set lr=[1, 2: not a YAML value"),
         (["--threads", "-1"], "argument --threads: expected an integer >= 1, got -1"),
         (["--seed", "-1"], "argument --seed: expected an integer >= 0, got -1"),
+        (
+            ["--target-label", "../x"],
+            "argument --target-label: expected letters, digits and underscores starting with a "
+            "letter, got '../x'",
+        ),
+        (["--label", "a b"], "argument --label: expected letters, digits and underscores"),
     ],
 )
 def test_bad_command_lines_are_messages_not_tracebacks(tmp_path, args, message) -> None:

@@ -254,3 +254,18 @@ def test_a_data_batch_as_large_as_the_training_set_is_the_full_likelihood() -> N
 def test_a_data_batch_below_one_is_a_named_error() -> None:
     with pytest.raises(SettingsError, match=r"setting 'data_batch_size' must be >= 1 or null"):
         uci("bnn_yacht", data_batch_size=0)
+
+
+def test_the_none_engine_stores_no_draws_and_refuses_a_target_without_held_out_data(
+    tmp_path,
+) -> None:
+    from sivi_engine import artifacts
+    from sivi_engine.steps.reference import reference
+
+    path = reference(
+        "bnn_yacht", tmp_path / "r.zarr", "none", {"target": {"data_dir": str(UCI_DATA)}}, "yacht_a"
+    )
+    stored = artifacts.read(path, artifacts.REFERENCE_DRAWS)
+    assert stored.draws.shape == (1, 0, 401) and artifacts.target_label(stored.attrs) == "yacht_a"
+    with pytest.raises(SettingsError, match="reference engine 'none': target 'banana' has no held"):
+        reference("banana", tmp_path / "b.zarr", "none", {})
