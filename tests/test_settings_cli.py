@@ -163,7 +163,7 @@ def test_reference_engine_must_be_registered(tmp_path, capsys):
         == 2
     )
     assert (
-        "unknown reference engine 'nuts'; valid reference engines: exact, sgld, stan"
+        "unknown reference engine 'nuts'; valid reference engines: exact, none, sgld, stan"
         in capsys.readouterr().err
     )
 
