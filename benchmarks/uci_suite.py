@@ -4,9 +4,12 @@ splits, every run under one training budget, through the real workflow in its ow
     python benchmarks/uci_suite.py [--work /tmp/uci_suite] [--data-dir ../shared/data/uci]
         [--datasets yacht,boston,concrete,energy] [--methods ksivi,sivi_sm,svgd,gvi_fr]
         [--splits 20] [--budget 10] [--cores 2] [--out benchmarks/results/uci_suite]
+        [-- SNAKEMAKE_ARGS...]
 
 Snakemake runs in ``--work`` (rerunning the script resumes there; a larger ``--splits`` adds
-splits to the finished ones). Written beside ``--out``: ``.md``, the report's table per data
+splits to the finished ones; arguments after ``--`` go to Snakemake, e.g. ``--rerun-triggers
+mtime input --forcerun evaluate`` to rescore stored draws after a change to the scores alone).
+Written beside ``--out``: ``.md``, the report's table per data
 set (test RMSE and test log-likelihood, mean ± standard error over splits, with the reference
 draws' own row) under a header with the settings, wall time and machine; ``.csv``, every run's
 held-out scores and the reference's, one row per (target label, method, seed).
@@ -77,6 +80,7 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=10.0, help="training seconds per run")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/uci_suite")
+    parser.add_argument("snakemake_args", nargs=argparse.REMAINDER, help="after --: Snakemake's")
     args = parser.parse_args()
 
     config = suite_config(
@@ -99,6 +103,7 @@ def main() -> None:
             "--cores",
             str(args.cores),
             "--keep-going",
+            *(a for a in args.snakemake_args if a != "--"),
         ],
         check=True,
     )

@@ -240,7 +240,7 @@ class BnnRegression(Target, StanModel, HeldOutData):
         """RMSE and test log-likelihood on the original scale from draws θ_s, s = 1..S.
 
         Predictions ŷ_s(x) = ȳ + s_y f_{θ_s}(x) (ȳ, s_y the training mean and sd of y); the
-        predictive noise sd on the original scale is σ = s_y / √γ. Then
+        predictive noise sd on the original scale is σ = :meth:`predictive_noise_sd`. Then
 
         - ``rmse`` = √[(1/M) Σ_i (y*_i − (1/S) Σ_s ŷ_s(x*_i))²];
         - ``test_log_likelihood`` = (1/M) Σ_i log[(1/S) Σ_s N(y*_i; ŷ_s(x*_i), σ²)].
@@ -256,7 +256,7 @@ class BnnRegression(Target, StanModel, HeldOutData):
         predictions = self.y_mean + self.y_sd * f  # (S, M)
         y = self.y_test.to(theta)
         rmse = torch.sqrt(((y - predictions.mean(0)) ** 2).mean())
-        noise_sd = self.y_sd / math.sqrt(self.noise_precision)
+        noise_sd = self.predictive_noise_sd()
         log_density = (
             -0.5 * ((y - predictions) / noise_sd) ** 2
             - math.log(noise_sd)
@@ -264,6 +264,10 @@ class BnnRegression(Target, StanModel, HeldOutData):
         )
         log_mean = torch.logsumexp(log_density, dim=0) - math.log(theta.shape[0])
         return {"rmse": float(rmse), "test_log_likelihood": float(log_mean.mean())}
+
+    def predictive_noise_sd(self) -> float:
+        """σ of the posterior predictive on the original scale: the model's s_y / √γ."""
+        return self.y_sd / math.sqrt(self.noise_precision)
 
     def method_setting_groups(self) -> tuple[Mapping[str, Any], ...]:
         """KSIVI's settings, with ``init_sigma`` the narrowest Laplace sd at a mode of this
