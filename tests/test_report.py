@@ -1516,3 +1516,18 @@ def test_pairs_a_method_cannot_run_are_listed_with_the_reason(report: Path) -> N
 
 def test_no_not_run_section_without_such_pairs(data_report) -> None:
     assert "Not run" not in (data_report[0] / "report" / "summary.md").read_text()
+
+
+def test_not_run_pairs_of_one_label_and_reason_share_a_line() -> None:
+    """A data set swept over splits leaves one pair per split out; the report lists them on
+    one line per label and reason."""
+    from sivi_engine.report.document import NotRun, not_run_blocks
+    from sivi_engine.report.render import Bullets
+
+    pairs = [
+        NotRun("y_split0", "livi", "R"),
+        NotRun("y_split1", "livi", "R"),
+        NotRun("d", "h", "S"),
+    ]
+    bullets = [b for b in not_run_blocks(pairs) if isinstance(b, Bullets)][0]
+    assert bullets.items == ("y_split0, y_split1 / livi: R", "d / h: S")

@@ -151,10 +151,16 @@ class NotRun:
 
 
 def not_run_blocks(pairs: Sequence[NotRun]) -> list[Block]:
-    """The pairs left out of the grid with their reasons, or nothing when there are none."""
+    """The pairs left out of the grid with their reasons, one line per label and reason (its
+    targets listed: a swept data set leaves out one pair per split), or nothing."""
     if not pairs:
         return []
-    items = tuple(f"{p.target} / {p.label}: {p.reason}" for p in pairs)
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for pair in pairs:
+        grouped.setdefault((pair.label, pair.reason), []).append(pair.target)
+    items = tuple(
+        f"{', '.join(targets)} / {label}: {reason}" for (label, reason), targets in grouped.items()
+    )
     return [Heading(2, "Not run"), Paragraph(NOT_RUN_NOTE), Bullets(items)]
 
 
