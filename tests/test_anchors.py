@@ -499,3 +499,15 @@ def test_a_bnn_script_needs_the_data_folder_not_a_reference(tmp_path) -> None:
     official = run.OfficialRun(repo, run.SCRIPTS["sivistein_bnn.py"], "bnn.yml", 0, draws=10)
     with pytest.raises(run.AnchorError, match="give --data-dir"):
         run.run_one(official, None, tmp_path / "o")
+
+
+def test_a_relative_output_folder_is_the_callers(tmp_path, monkeypatch, banana_reference) -> None:
+    """The driver runs in a scratch directory removed afterwards: a relative --out must still
+    land where the caller is."""
+    repo, _ = make_fake_repo(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    metrics = run.run_one(fake_run(repo), banana_reference, Path("relative"))
+    run_dir = tmp_path / "relative" / "longinYu+KSIVI" / "sivistein_2d" / "tiny" / "seed0"
+    assert (run_dir / "official" / "draws.npy").is_file()
+    assert (run_dir / "official" / "run.json").is_file()
+    assert (tmp_path / metrics).resolve() == (run_dir / "metrics.zarr").resolve()

@@ -211,8 +211,11 @@ class OfficialRun:
 def train_official(run: OfficialRun, run_dir: Path, points: np.ndarray | None = None) -> None:
     """Train the official script in a subprocess, in a scratch copy of the checkout's layout;
     its draws and record land in ``run_dir/official``, its output in ``run_dir/official.log``.
-    With ``points`` the official log-density there is written too (``official_logp.npy``)."""
+    With ``points`` the official log-density there is written too (``official_logp.npy``).
+    A relative ``run_dir`` is the caller's: the driver runs in the scratch directory, which is
+    removed afterwards."""
     spec = run.spec
+    run_dir = run_dir.resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="anchor-") as scratch:
         workdir = Path(scratch) / "work"
