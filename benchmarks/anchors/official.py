@@ -111,6 +111,33 @@ def official_logp(task: object, points: np.ndarray) -> np.ndarray:
         return task.target_model.logp(x).reshape(-1).double().cpu().numpy()
 
 
+def held_out(task: object, draws: torch.Tensor) -> dict[str, object]:
+    """For a BNN script (its target has ``rmse_llk``): the official code's own test RMSE and
+    log-likelihood of ``draws`` on its own split, and the split's numbers the project needs to
+    score the draws itself (log γ, log λ, the training response's mean and sd, the sizes);
+    nothing for other scripts."""
+    target = getattr(task, "target_model", None)
+    if not hasattr(target, "rmse_llk") or not hasattr(task, "X_test"):
+        return {}
+    with torch.no_grad():
+        rmse, llk = target.rmse_llk(
+            draws.to(task.device), task.X_test, task.y_test, task.y_train_mean, task.y_train_std
+        )
+    return {
+        "official_scores": {"rmse": rmse, "test_log_likelihood": llk, "draws": len(draws)},
+        "official_data": {
+            "log_noise_precision": float(task.loggamma_hyp),
+            "log_prior_precision": float(task.loglambda_hyp),
+            "y_train_mean": float(task.y_train_mean.item()),
+            "y_train_sd": float(task.y_train_std.item()),
+            "train_rows": int(task.X_train.shape[0]),
+            "dev_rows": int(task.X_dev.shape[0]),
+            "test_rows": int(task.X_test.shape[0]),
+            "sto_batchsize": int(task.trainpara.sto_batchsize),
+        },
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     description = __doc__.splitlines()[0]
     args = driver.parser(description, SCRIPTS, "a config under configs/").parse_args(argv)
@@ -121,8 +148,15 @@ def main(argv: list[str] | None = None) -> None:
     config = parse_official_config(module, spec, args.config)
     config.log_path = str(Path("anchor_logs") / config.target_score)
     Path(config.log_path).mkdir(parents=True, exist_ok=True)
-    # KSIVI's learn() logs through a module-level `logger` its __main__ block creates
-    logging.basicConfig(filename=Path(config.log_path) / "final.log", level=logging.INFO)
+    # KSIVI's learn() logs through a module-level `logger` its __main__ block creates; it goes
+    # to stdout too, so that its held-out figures (the BNN's) land in the runner's log
+    logging.basicConfig(
+        level=logging.INFO,
+        handlers=[
+            logging.FileHandler(Path(config.log_path) / "final.log"),
+            logging.StreamHandler(sys.stdout),
+        ],
+    )
     module.logger = logging.getLogger(spec.script)
     changed = plots_off(module, spec, config) | apply_overrides(config, args.set)
     for name, value in spec.config_attrs:
@@ -135,8 +169,11 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     task.learn()
     wall = time.perf_counter() - start
+    # SIVI-SM draws its generator's input as sigma_ini · N(0, I) (1 in every shipped config)
+    sigma = {"sigma": config.train.sigma_ini} if hasattr(config.train, "sigma_ini") else {}
     with torch.no_grad():
-        draws = task.SemiVInet.sampling(num=args.draws).double().cpu().numpy()
+        draws32 = task.SemiVInet.sampling(num=args.draws, **sigma)
+    draws = draws32.double().cpu().numpy()
 
     logp = official_logp(task, np.load(args.logp_at)) if args.logp_at is not None else None
     record = {
@@ -148,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
         "device": str(task.device),
         "changed": changed,
         "official_config": _plain(config),
-    }
+    } | held_out(task, draws32)
     driver.write_outputs(args.out, draws, record, logp)
 
 

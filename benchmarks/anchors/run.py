@@ -12,6 +12,14 @@ there in a subprocess with ``--threads`` threads; its draws become a SampleSet
 commit, the script and config, wall seconds and threads) which the ordinary ``evaluate`` step
 scores against ``--reference``. Stores land in
 ``OUT/<repository>/<script>/<config>/seed<S>/{samples,metrics}.zarr``.
+
+A BNN script (an official target with ``official_split``: KSIVI's ``sivistein_bnn.py``,
+SIVI-SM's ``sivism_bnn.py`` on Boston) has no project reference: its draws are scored on the
+official code's own data split, rebuilt from the project's copy of the table in ``--data-dir``
+(:mod:`official_split`), and land in ``OUT/.../seed<S>/scores.json``:
+
+    python benchmarks/anchors/run.py --repo PATH/TO/KSIVI --script sivistein_bnn.py \\
+        --config kernel_sivi_boston.yml --seeds 0 --draws 1000 --data-dir ../shared/data/uci
 """
 
 from __future__ import annotations
@@ -203,8 +211,11 @@ class OfficialRun:
 def train_official(run: OfficialRun, run_dir: Path, points: np.ndarray | None = None) -> None:
     """Train the official script in a subprocess, in a scratch copy of the checkout's layout;
     its draws and record land in ``run_dir/official``, its output in ``run_dir/official.log``.
-    With ``points`` the official log-density there is written too (``official_logp.npy``)."""
+    With ``points`` the official log-density there is written too (``official_logp.npy``).
+    A relative ``run_dir`` is the caller's: the driver runs in the scratch directory, which is
+    removed afterwards."""
     spec = run.spec
+    run_dir = run_dir.resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="anchor-") as scratch:
         workdir = Path(scratch) / "work"
@@ -256,12 +267,77 @@ def checked_density(
     return {"checked": True, "points": len(points), "spread": spread}
 
 
+def split_scores(
+    official: OfficialRun,
+    match: TargetMatch,
+    data_dir: Path | None,
+    out: Path,
+    scored_draws: int = SCORED_DRAWS,
+) -> Path:
+    """Train an official BNN script (unless its draws exist) and score its draws on its own
+    split (:func:`official_split.anchor_scores`); returns ``scores.json``'s path: the run's
+    provenance, the project's and the official code's figures, the figures the script printed
+    at its last epoch and the agreement check."""
+    from official_split import SplitMismatch, anchor_scores, printed_scores
+
+    from sivi_engine.targets.uci import UCI_DATASETS, read_uci_table
+
+    if data_dir is None:
+        raise AnchorError(f"{official.config} is scored on its own split: give --data-dir")
+    dataset = UCI_DATASETS[match.target]
+    x, y = read_uci_table(Path(data_dir) / dataset.file, dataset)
+    spec, config = official.spec, official.config
+    run_dir = out / run_folder(spec, config, official.assignments) / f"seed{official.seed}"
+    result = run_dir / "official"
+    if not (result / "run.json").exists():
+        train_official(dataclasses.replace(official, waveform=None), run_dir)
+    record = json.loads((result / "run.json").read_text("utf-8"))
+    try:
+        scores = anchor_scores(
+            np.load(result / "draws.npy"),
+            record,
+            x,
+            y,
+            hidden_units=dataset.hidden_units,
+            scored_draws=scored_draws,
+        )
+    except SplitMismatch as error:
+        raise AnchorError(f"{config}: {error}") from None
+    log = run_dir / "official.log"
+    printed = printed_scores(log.read_text("utf-8")) if log.exists() else None
+    document = {
+        "repo": spec.repository,
+        "commit": commit_of(official.repo),
+        "script": spec.script,
+        "config": "+".join([config, *official.assignments]),
+        "target": match.target,
+        "seed": int(record["seed"]),
+        "wall_seconds": float(record["wall_seconds"]),
+        "threads": int(record["threads"]),
+        "iterations": int(record["iterations"]),
+        "method": spec.method,
+        "official_data": record["official_data"],
+        "printed": printed,
+        "printed_draws": record["official_config"]["sampling"]["num"],
+        "scores": scores,
+    }
+    path = run_dir / "scores.json"
+    path.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n", "utf-8")
+    return path
+
+
 def run_one(
-    official: OfficialRun, reference: Path, out: Path, scored_draws: int = SCORED_DRAWS
+    official: OfficialRun,
+    reference: Path | None,
+    out: Path,
+    scored_draws: int = SCORED_DRAWS,
+    data_dir: Path | None = None,
 ) -> Path:
     """Train, convert and score one official run; returns the MetricSet's path. Its folder
     below ``out`` is :func:`run_folder`; a run whose SampleSet exists is only scored again,
-    one whose official draws exist is not trained again."""
+    one whose official draws exist is not trained again. A BNN script is scored on its own
+    split instead (:func:`split_scores`, with ``data_dir``; no reference): returns its
+    ``scores.json``."""
     from sivi_engine.steps.evaluate import evaluate
     from sivi_engine.targets import make_target
 
@@ -269,6 +345,10 @@ def run_one(
     match = match_of(official_target_of(official.repo, spec, config))
     if match.timed_only:
         raise AnchorError(f"{config}: {match.note}; time it with speed.py instead")
+    if match.official_split:
+        return split_scores(official, match, data_dir, out, scored_draws)
+    if reference is None:
+        raise AnchorError(f"{config} is scored against a reference: give --reference")
     if match.needs_waveform and official.waveform is None:
         raise AnchorError(f"{config} reads datasets/waveform.mat: give the split with --waveform")
     if not match.needs_waveform:
@@ -310,7 +390,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--script", required=True, choices=sorted(SCRIPTS))
     parser.add_argument("--config", required=True, help="a config shipped under configs/")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--reference", type=Path, required=True, help="ReferenceDraws store")
+    parser.add_argument(
+        "--reference", type=Path, default=None, help="ReferenceDraws store (not for the BNN)"
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, help="the UCI tables (the BNN scripts)"
+    )
     parser.add_argument("--out", type=Path, default=Path("results/anchors"))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--draws", type=int, default=10_000, help="final draws kept")
@@ -338,7 +423,7 @@ def main(argv: list[str] | None = None) -> None:
             args.draws,
             args.python,
         )
-        metrics = run_one(official, args.reference, args.out, args.scored_draws)
+        metrics = run_one(official, args.reference, args.out, args.scored_draws, args.data_dir)
         print(f"wrote {metrics}")
 
 
