@@ -375,16 +375,11 @@ def test_theta_is_read_in_the_official_layout() -> None:
     assert scores["rmse"] == pytest.approx(rmse, rel=1e-12)
 
 
-def test_the_two_noise_conventions() -> None:
-    """The project's σ = sd_train/√γ against the official rmse_llk's 1/√γ: Boston's KSIVI
-    log γ = −2.556 gives 3.59 on the original scale officially, sd_train · 3.59 here."""
-    x, y = boston_shaped()
-    split = official_split.official_split(x, y)
+def test_the_noise_is_the_official_one_on_the_original_scale() -> None:
+    """The official rmse_llk's σ = 1/√γ, which the project's UCI targets share: Boston's KSIVI
+    log γ = −2.556 gives 3.59 in the response's units."""
     log_gamma = -2.555990767319021
     assert official_split.official_noise_sd(log_gamma) == pytest.approx(3.58944, rel=1e-5)
-    assert official_split.project_noise_sd(split, log_gamma) == pytest.approx(
-        split.y_sd * 3.58944, rel=1e-5
-    )
 
 
 def official_record(draws: np.ndarray, x: np.ndarray, y: np.ndarray, log_gamma: float) -> dict:
@@ -422,12 +417,12 @@ def test_anchor_scores_reproduce_the_official_figures_then_score_the_project_way
     assert max(scores["check"]["relative_differences"].values()) < 1e-5
     assert scores["official_rmse"] == record["official_scores"]["rmse"]
     split = official_split.official_split(x, y)
-    expected = official_split.predictive_scores(draws[:30], split, split.y_sd * math.exp(1.25))
+    expected = official_split.predictive_scores(draws[:30], split, math.exp(1.25))
     assert scores["rmse"] == pytest.approx(expected["rmse"], rel=1e-12)
     assert scores["test_log_likelihood"] == pytest.approx(
         expected["test_log_likelihood"], rel=1e-12
     )
-    assert scores["noise_sd"] == pytest.approx(split.y_sd * math.exp(1.25), rel=1e-12)
+    assert scores["noise_sd"] == pytest.approx(math.exp(1.25), rel=1e-12)  # 1/√γ, γ = e^−2.5
 
 
 def test_anchor_scores_refuse_draws_that_do_not_reproduce_the_official_figures() -> None:

@@ -15,9 +15,9 @@ the project's: W1 row-major (D, H), b1, W2, b2) on the test rows with the projec
 - ``rmse`` = √[(1/M) Σ_i (y*_i − (1/S) Σ_s ŷ_s(x*_i))²], ŷ = ȳ_train + sd_train · f_θ(x);
 - ``test_log_likelihood`` = (1/M) Σ_i log[(1/S) Σ_s N(y*_i; ŷ_s(x*_i), σ²)],
 
-with σ = sd_train / √γ (the project's: γ is the precision of the standardised response the
-network is trained on). The official codes' own ``rmse_llk`` uses σ = 1 / √γ on the original
-scale instead (``noise_sd=`` :func:`official_noise_sd`), which reproduces their figures.
+with σ = 1 / √γ on the original scale (:func:`official_noise_sd`): the official codes' own
+``rmse_llk`` convention, which the project's UCI targets follow for KSIVI's γ, so the project's
+scores of official draws reproduce the official figures.
 """
 
 from __future__ import annotations
@@ -87,13 +87,9 @@ def official_split(x: np.ndarray, y: np.ndarray, random_state: int = RANDOM_STAT
     )
 
 
-def project_noise_sd(split: OfficialSplit, log_noise_precision: float) -> float:
-    """σ = sd_train / √γ: the likelihood the network was trained with, on the original scale."""
-    return split.y_sd * math.exp(-0.5 * log_noise_precision)
-
-
 def official_noise_sd(log_noise_precision: float) -> float:
-    """σ = 1 / √γ: the noise the official ``rmse_llk`` puts on the original scale."""
+    """σ = 1 / √γ: the noise the official ``rmse_llk`` puts on the original scale, and the
+    project's (:meth:`sivi_engine.targets.uci.UciBnn.predictive_noise_sd`) for KSIVI's γ."""
     return math.exp(-0.5 * log_noise_precision)
 
 
@@ -160,8 +156,8 @@ def anchor_scores(
     official ones within :data:`AGREEMENT`: that checks the data, the split, the
     standardisation and the θ layout at once (:class:`SplitMismatch` otherwise). Returns the
     project's scores of the first ``scored_draws`` draws (``rmse``, ``test_log_likelihood``,
-    σ = sd_train/√γ), the official ones (``official_rmse``, ``official_test_log_likelihood``)
-    and the check."""
+    σ = 1/√γ as the project's UCI targets have it), the official ones (``official_rmse``,
+    ``official_test_log_likelihood``) and the check."""
     data, official = record["official_data"], record["official_scores"]
     split = official_split(x, y)
     sizes = (len(split.train), len(split.dev), len(split.test))
@@ -187,7 +183,7 @@ def anchor_scores(
             f"{differences[worst]:.3g} (> {AGREEMENT:g}); all: {differences}"
         )
     n = len(draws) if scored_draws is None else min(scored_draws, len(draws))
-    noise_sd = project_noise_sd(split, log_gamma)
+    noise_sd = official_noise_sd(log_gamma)
     project = predictive_scores(draws[:n], split, noise_sd, hidden_units)
     return project | {
         "official_rmse": float(official["rmse"]),
