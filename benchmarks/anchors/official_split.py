@@ -29,7 +29,7 @@ import re
 import numpy as np
 import torch
 
-from sivi_engine.targets.bnn import network, unflatten
+from sivi_engine.targets.bnn import network, regression_scores, unflatten
 
 #: The scripts' ``train_ratio``; ``test_size = 1 - train_ratio`` (0.09999999999999998).
 TRAIN_RATIO = 0.9
@@ -103,14 +103,7 @@ def predictive_scores(
     f = network(unflatten(theta, x_test.shape[1], hidden_units), x_test)  # (S, M)
     predictions = split.y_mean + split.y_sd * f
     y = torch.as_tensor(split.y_test, dtype=torch.float64)
-    rmse = torch.sqrt(((y - predictions.mean(0)) ** 2).mean())
-    log_density = (
-        -0.5 * ((y - predictions) / noise_sd) ** 2
-        - math.log(noise_sd)
-        - 0.5 * math.log(2 * math.pi)
-    )
-    log_mean = torch.logsumexp(log_density, dim=0) - math.log(theta.shape[0])
-    return {"rmse": float(rmse), "test_log_likelihood": float(log_mean.mean())}
+    return regression_scores(predictions, y, noise_sd)
 
 
 #: The held-out line both scripts print (KSIVI logs it): ``... test_loglik -2.5475, rmse 3.0283``.

@@ -142,6 +142,22 @@ def network(weights: Weights, x: Tensor) -> Tensor:
     return (hidden @ weights.W2[:, :, None])[..., 0] + weights.b2[:, None]
 
 
+def regression_scores(predictions: Tensor, y: Tensor, noise_sd: float) -> dict[str, float]:
+    """Held-out scores of predictions ŷ_s(x*_i), shape (S, M), of responses y* (M,):
+
+    - ``rmse`` = √[(1/M) Σ_i (y*_i − (1/S) Σ_s ŷ_s(x*_i))²];
+    - ``test_log_likelihood`` = (1/M) Σ_i log[(1/S) Σ_s N(y*_i; ŷ_s(x*_i), σ²)], σ = noise_sd.
+    """
+    rmse = torch.sqrt(((y - predictions.mean(0)) ** 2).mean())
+    log_density = (
+        -0.5 * ((y - predictions) / noise_sd) ** 2
+        - math.log(noise_sd)
+        - 0.5 * math.log(2 * math.pi)
+    )
+    log_mean = torch.logsumexp(log_density, dim=0) - math.log(predictions.shape[0])
+    return {"rmse": float(rmse), "test_log_likelihood": float(log_mean.mean())}
+
+
 @TARGETS.register("bnn_diabetes")
 class BnnRegression(Target, StanModel, HeldOutData):
     """BNN regression on scikit-learn's diabetes data (or a user CSV), standardised on the
@@ -254,16 +270,7 @@ class BnnRegression(Target, StanModel, HeldOutData):
             ]
         )
         predictions = self.y_mean + self.y_sd * f  # (S, M)
-        y = self.y_test.to(theta)
-        rmse = torch.sqrt(((y - predictions.mean(0)) ** 2).mean())
-        noise_sd = self.predictive_noise_sd()
-        log_density = (
-            -0.5 * ((y - predictions) / noise_sd) ** 2
-            - math.log(noise_sd)
-            - 0.5 * math.log(2 * math.pi)
-        )
-        log_mean = torch.logsumexp(log_density, dim=0) - math.log(theta.shape[0])
-        return {"rmse": float(rmse), "test_log_likelihood": float(log_mean.mean())}
+        return regression_scores(predictions, self.y_test.to(theta), self.predictive_noise_sd())
 
     def predictive_noise_sd(self) -> float:
         """σ of the posterior predictive on the original scale: the model's s_y / √γ."""
