@@ -20,7 +20,7 @@ import numpy as np
 import xarray as xr
 
 from sivi_engine.report.runs import Run
-from sivi_engine.report.tables import MISSING, Table, format_number
+from sivi_engine.report.tables import MISSING, Table, format_number, mean_sd
 
 #: The target setting that names a split.
 SPLIT_SETTING = "split"
@@ -66,15 +66,14 @@ def split_groups(runs: Sequence[Run]) -> list[SplitGroup]:
 def per_split(combined: xr.Dataset, group: SplitGroup, variable: str, label: str) -> np.ndarray:
     """One value per split: ``variable`` of method ``label`` averaged over its finite seeds
     (NaN for a split without one); diverged runs are left out."""
+    if variable not in combined.data_vars or label not in combined["method"].values:
+        return np.full(len(group.labels), math.nan)
     values = []
     for target in group.labels.values():
-        if variable not in combined.data_vars or label not in combined["method"].values:
-            values.append(math.nan)
-            continue
-        run = combined[variable].sel({"target": target, "method": label}).values.astype(np.float64)
+        where = {"target": target, "method": label}
+        run = combined[variable].sel(where).values.astype(np.float64)
         if "diverged" in combined.data_vars:
-            diverged = combined["diverged"].sel({"target": target, "method": label}).values == 1.0
-            run = np.where(diverged, math.nan, run)
+            run = np.where(combined["diverged"].sel(where).values == 1.0, math.nan, run)
         finite = run[np.isfinite(run)]
         values.append(float(finite.mean()) if finite.size else math.nan)
     return np.asarray(values)
@@ -86,26 +85,24 @@ def reference_per_split(
     """The reference draws' ``variable`` per split: every run of a split scores the same
     fixed-seed subsample of its reference, so the first label with a finite value gives it."""
     rows = np.stack([per_split(combined, group, variable, label) for label in labels])
-    first = np.argmax(np.isfinite(rows), axis=0)
-    values = rows[first, np.arange(rows.shape[1])]
-    return values
-
-
-def mean_standard_error(values: np.ndarray) -> tuple[float, float, int]:
-    """Mean and standard error sd/√n (ddof = 1) of the finite values, and their count."""
-    values = values[np.isfinite(values)]
-    n = values.size
-    if n == 0:
-        return math.nan, math.nan, 0
-    se = float(values.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
-    return float(values.mean()), se, n
+    return rows[np.argmax(np.isfinite(rows), axis=0), np.arange(rows.shape[1])]
 
 
 def cell(values: np.ndarray) -> str:
-    mean, se, n = mean_standard_error(values)
+    """Mean ± standard error sd/√S over the splits with a value (the mean alone for one)."""
+    mean, sd, n = mean_sd(values)
     if n == 0:
         return MISSING
-    return f"{format_number(mean)} ± {format_number(se)}" if n > 1 else format_number(mean)
+    return (
+        f"{format_number(mean)} ± {format_number(sd / math.sqrt(n))}"
+        if n > 1
+        else format_number(mean)
+    )
+
+
+def splits_counted(columns: Sequence[np.ndarray]) -> int:
+    """The splits with a value, in the column that has most."""
+    return max((int(np.isfinite(values).sum()) for values in columns), default=0)
 
 
 def split_table(combined: xr.Dataset, group: SplitGroup, labels: Sequence[str]) -> Table:
@@ -116,15 +113,12 @@ def split_table(combined: xr.Dataset, group: SplitGroup, labels: Sequence[str]) 
     rows = []
     for label in labels:
         columns = [per_split(combined, group, metric, label) for metric in metrics]
-        counts = [mean_standard_error(values)[2] for values in columns]
-        if max(counts, default=0) == 0:
-            continue
-        rows.append((label, *map(cell, columns), str(max(counts))))
+        if splits_counted(columns):
+            rows.append((label, *map(cell, columns), str(splits_counted(columns))))
     reference = [f"reference_{m}" for m in metrics]
     if metrics and all(name in combined.data_vars for name in reference):
         columns = [reference_per_split(combined, group, name, labels) for name in reference]
-        counts = [mean_standard_error(values)[2] for values in columns]
-        if max(counts) > 0:
-            rows.append((REFERENCE_ROW, *map(cell, columns), str(max(counts))))
+        if splits_counted(columns):
+            rows.append((REFERENCE_ROW, *map(cell, columns), str(splits_counted(columns))))
     header = ("method", *(SPLIT_METRICS[m] for m in metrics), "splits")
     return Table(header, tuple(rows))

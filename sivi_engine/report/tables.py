@@ -189,6 +189,11 @@ def target_tables(combined: xr.Dataset) -> dict[str, Table]:
 PREDICTIVE_METRICS = ("test_log_likelihood", "accuracy", "rmse", "ece")
 
 
+def has_values(ds: xr.Dataset, name: str) -> bool:
+    """Some run in ``ds`` has ``name`` (a combined table pads every target with NaN)."""
+    return name in ds.data_vars and bool(ds[name].notnull().any())
+
+
 def predictive_table(
     reference_title: str | None,
     reference: Mapping[str, float],
@@ -203,13 +208,10 @@ def predictive_table(
     seed) as in :func:`target_table`. Columns: the predictive metrics with a value in either.
     """
 
-    def has_values(metric: str) -> bool:
-        return metric in ds.data_vars and bool(ds[metric].notnull().any())
-
     present = [
         m
         for m in metric_info.ordered(PREDICTIVE_METRICS)
-        if not math.isnan(reference.get(m, math.nan)) or has_values(m)
+        if not math.isnan(reference.get(m, math.nan)) or has_values(ds, m)
     ]
     rows = []
     if reference_title is not None:

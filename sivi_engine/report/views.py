@@ -157,8 +157,7 @@ def calibration_bins(ds: xr.Dataset) -> int:
 def is_classifier(ds: xr.Dataset) -> bool:
     """Some run of the target has a reliability curve (in a combined table every target has
     the variables, NaN where its runs have none)."""
-    name = f"{artifacts.RELIABILITY_PREFIX}frequency"
-    return name in ds.data_vars and bool(ds[name].notnull().any())
+    return tables.has_values(ds, f"{artifacts.RELIABILITY_PREFIX}frequency")
 
 
 def predictive_blocks(data: TargetData) -> list[Block]:
@@ -167,7 +166,7 @@ def predictive_blocks(data: TargetData) -> list[Block]:
     reference = reference_scores(data.metrics)
     title = data.reference_title if data.has_reference else None
     table = tables.predictive_table(title, reference, data.metrics, data.labels)
-    if "rmse" in reference or "rmse" in data.metrics.data_vars:
+    if "rmse" in reference or tables.has_values(data.metrics, "rmse"):
         what = "BNN: RMSE and log-likelihood on the original scale"
     elif is_classifier(data.metrics):
         bins = calibration_bins(data.metrics)
