@@ -126,6 +126,9 @@ REFERENCE_DRAWS = ArtifactSchema(
     extra_variables=VariableSpec(("chain", "draw"), "float64"),  # sampler statistics
 )
 
+#: Prefix of the SampleSet variables holding a method's own diagnostics at each checkpoint.
+CHECKPOINT_DIAGNOSTIC_PREFIX = "checkpoint_diagnostic_"
+
 #: Why a SampleSet can lack its checkpoints, and what to do.
 _NO_CHECKPOINTS = " (a store written before training stored checkpoints: train the run again)"
 
@@ -142,6 +145,7 @@ SAMPLE_SET = ArtifactSchema(
         "checkpoint_seconds": VariableSpec(("checkpoint",), "float64", _NO_CHECKPOINTS),
     },
     string_coords=("param",),
+    prefixed_variables={CHECKPOINT_DIAGNOSTIC_PREFIX: VariableSpec(("checkpoint",), "float64")},
     required_attrs=(
         "method",
         "label",
@@ -502,6 +506,7 @@ def sample_set(
     checkpoint_samples: np.ndarray,
     checkpoint_iteration: np.ndarray,
     checkpoint_seconds: np.ndarray,
+    checkpoint_diagnostics: Mapping[str, np.ndarray] | None = None,
     **attrs: Any,
 ) -> xr.Dataset:
     """A SampleSet dataset.
@@ -512,7 +517,9 @@ def sample_set(
     - ``checkpoint_samples(checkpoint, checkpoint_draw, param)``: draws of q after each of K
       checkpoint iterations ``checkpoint_iteration(checkpoint)`` (int64, increasing, the last
       the final iteration run), at ``checkpoint_seconds(checkpoint)`` seconds of the training
-      loop; ``checkpoint`` is an index 0..K−1.
+      loop; ``checkpoint`` is an index 0..K−1;
+    - ``checkpoint_diagnostic_<name>(checkpoint)``: a method's own diagnostic of q at each
+      checkpoint (``Trace.checkpoint_diagnostics``), where it records any.
 
     Attributes besides the provenance ones: ``iterations`` (iterations run),
     ``stopped_on_budget`` (int 1 when the loop stopped on its wall-clock budget, else 0) and
@@ -520,8 +527,13 @@ def sample_set(
     """
     checkpoint_samples = np.asarray(checkpoint_samples, dtype=np.float64)
     per_checkpoint = ("checkpoint",)
+    diagnostics = {
+        f"{CHECKPOINT_DIAGNOSTIC_PREFIX}{name}": (per_checkpoint, np.asarray(v, dtype=np.float64))
+        for name, v in (checkpoint_diagnostics or {}).items()
+    }
     return xr.Dataset(
-        {
+        diagnostics
+        | {
             "samples": (("draw", "param"), np.asarray(samples, dtype=np.float64)),
             "loss": (("step",), np.asarray(loss, dtype=np.float64)),
             "elapsed": (("step",), np.asarray(elapsed, dtype=np.float64)),

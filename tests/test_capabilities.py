@@ -32,6 +32,7 @@ EXPECTED = {
     "gmm1d": ["mixture_components", "normalised"],
     "gaussian": ["mixture_components", "normalised"],
     "student_t2d": ["infinite_variance", "normalised"],
+    "student_t1d": ["semi_implicit_density", "infinite_variance", "normalised"],
     "linreg_conjugate": ["stan_program", "normalised"],
     "blr_waveform": ["stan_program", "held_out_data"],
     "blr_breast_cancer": ["stan_program", "held_out_data"],

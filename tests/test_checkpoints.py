@@ -25,6 +25,7 @@ TINY = {"iterations": 30, "batch_size": 20, "num_draws": 50, "checkpoint_draws":
 METHOD_CASES = [
     ("ksivi", {}),
     ("sivi", {"mixing_draws": 5}),
+    ("dsivi", {"mixing_draws": 5}),
     ("sivi_sm", {}),
     ("uivi", {}),
     ("gvi_mf", {}),

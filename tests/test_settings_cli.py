@@ -115,13 +115,16 @@ def test_list_commands_name_the_registries():
         "multimodal",
         "multimodal4",
         "ring8",
+        "student_t1d",
         "student_t2d",
         "x_shaped",
     ]
     assert run_cli("list", "methods").stdout.split() == [
+        "dsivi",
         "gvi_fr",
         "gvi_mf",
         "hksivi",
+        "joint_vi",
         "ksivi",
         "livi",
         "sivi",
@@ -136,7 +139,7 @@ def test_list_commands_name_the_registries():
     [
         (
             ["--method", "ksivii", "--target", "banana"],
-            "unknown method 'ksivii'; valid methods: gvi_fr, gvi_mf, hksivi, ksivi, livi, sivi",
+            "unknown method 'ksivii'; valid methods: dsivi, gvi_fr, gvi_mf, hksivi, joint_vi, ksivi",
         ),
         (
             ["--method", "ksivi", "--target", "bananas"],

@@ -94,7 +94,8 @@ class Trace:
     """Training trace: mean loss over each block of ``trace_every`` steps and the loop's
     wall-clock time at its end; the checkpoints, K of them: their iterations (K,), loop seconds
     (K,) and draws (K, m, d) in float64; the seconds spent drawing them (not counted in the
-    loop's time); whether the loop stopped on ``budget_seconds``."""
+    loop's time); whether the loop stopped on ``budget_seconds``; the method's own diagnostics
+    of q at each checkpoint, name → (K,) (e.g. an exact KL where q's density is explicit)."""
 
     step: np.ndarray
     loss: np.ndarray
@@ -106,6 +107,7 @@ class Trace:
     checkpoint_samples: np.ndarray
     checkpoint_overhead_seconds: float
     stopped_on_budget: bool
+    checkpoint_diagnostics: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass

@@ -11,7 +11,7 @@ seconds along a curve are training time.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
@@ -21,6 +21,10 @@ from sivi_engine.methods.base import CommonSettings
 
 Sampler = Callable[[int], Tensor]
 """n ↦ n draws (n, d) of the current q."""
+
+Monitor = Callable[[], Mapping[str, float]]
+"""Scalar diagnostics of the current q (e.g. an exact KL where q's density is explicit),
+recorded at every checkpoint beside its draws."""
 
 #: Mantissas of the default schedule: 1, 2, 5 × 10^k.
 LOG_SCHEDULE_MANTISSAS = (1, 2, 5)
@@ -65,6 +69,13 @@ def isolated_draws(sample: Sampler, n: int, device: torch.device) -> np.ndarray:
         return sample(n).to("cpu", torch.float64, copy=True).numpy()
 
 
+def isolated_monitor(monitor: Monitor, device: torch.device) -> dict[str, float]:
+    """``monitor()`` as floats, without an autograd graph, with torch's generators restored."""
+    forked = [] if device.type == "cpu" else [device]
+    with torch.random.fork_rng(devices=forked, device_type=device.type), torch.no_grad():
+        return {name: float(value) for name, value in monitor().items()}
+
+
 def synchronise(device: torch.device) -> None:
     """Wait for the work queued on ``device`` (a no-op on the CPU, which runs eagerly)."""
     if device.type == "cuda":
@@ -72,14 +83,22 @@ def synchronise(device: torch.device) -> None:
 
 
 class CheckpointRecorder:
-    """Stores ``draws`` draws of ``sample`` at each checkpoint, with its iteration and the loop's
-    seconds; without a sampler it stores nothing and only reads the clock."""
+    """Stores ``draws`` draws of ``sample`` at each checkpoint, with its iteration, the loop's
+    seconds and the values of ``monitor``; without a sampler it stores nothing and only reads
+    the clock."""
 
-    def __init__(self, sample: Sampler | None, draws: int, device: torch.device) -> None:
-        self.sample, self.draws, self.device = sample, draws, device
+    def __init__(
+        self,
+        sample: Sampler | None,
+        draws: int,
+        device: torch.device,
+        monitor: Monitor | None = None,
+    ) -> None:
+        self.sample, self.draws, self.device, self.monitor = sample, draws, device, monitor
         self.iterations: list[int] = []
         self.seconds: list[float] = []
         self.samples: list[np.ndarray] = []
+        self.diagnostics: dict[str, list[float]] = {}
         self.overhead_seconds = 0.0
 
     def seconds_now(self, clock: LoopClock) -> float:
@@ -95,11 +114,18 @@ class CheckpointRecorder:
             return
         start = time.perf_counter()
         self.samples.append(isolated_draws(self.sample, self.draws, self.device))
+        if self.monitor is not None:
+            for name, value in isolated_monitor(self.monitor, self.device).items():
+                self.diagnostics.setdefault(name, []).append(value)
         spent = time.perf_counter() - start
         clock.exclude(spent)
         self.overhead_seconds += spent
         self.iterations.append(iteration)
         self.seconds.append(loop_seconds)
+
+    def diagnostics_arrays(self) -> dict[str, np.ndarray]:
+        """The monitored values, one array of length K per name."""
+        return {name: np.asarray(values) for name, values in self.diagnostics.items()}
 
     def samples_array(self) -> np.ndarray:
         """The stored draws, (K, m, d); (0, 0, 0) when none were stored."""

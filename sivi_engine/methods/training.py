@@ -16,6 +16,7 @@ from sivi_engine.methods.base import CommonSettings, Trace
 from sivi_engine.methods.checkpoints import (
     CheckpointRecorder,
     LoopClock,
+    Monitor,
     Sampler,
     checkpoint_iterations,
 )
@@ -36,6 +37,7 @@ def optimise(
     description: str = "training",
     optimiser: torch.optim.Optimizer | None = None,
     sample: Sampler | None = None,
+    monitor: Monitor | None = None,
 ) -> Trace:
     """Minimise ``loss_fn(step)`` over ``parameters`` for ``settings.iterations`` Adam steps
     (or steps of ``optimiser``, built by the caller over the same parameters).
@@ -45,10 +47,11 @@ def optimise(
 
     After each checkpoint iteration (:func:`checkpoint_iterations`) and the last one run,
     ``sample(m)`` gives the stored draws of the current q, m = ``settings.draws_per_checkpoint``;
-    without ``sample`` none are stored. With ``settings.budget_seconds`` the loop looks at its
-    clock at every checkpoint and every ``trace_every`` steps, and stops at the first look past
-    the budget, which becomes its last checkpoint: a log-spaced schedule alone would overshoot
-    a budget by up to 2.5×.
+    without ``sample`` none are stored. ``monitor()``, where given, is recorded at the same
+    checkpoints (its time, like the draws', is off the loop's clock). With
+    ``settings.budget_seconds`` the loop looks at its clock at every checkpoint and every
+    ``trace_every`` steps, and stops at the first look past the budget, which becomes its last
+    checkpoint: a log-spaced schedule alone would overshoot a budget by up to 2.5×.
     """
     parameters = list(parameters)
     if optimiser is None:
@@ -61,7 +64,7 @@ def optimise(
     block = settings.trace_every
     stamps = np.zeros(-(-settings.iterations // block))
     marks = set(checkpoint_iterations(settings))
-    recorder = CheckpointRecorder(sample, settings.draws_per_checkpoint, device)
+    recorder = CheckpointRecorder(sample, settings.draws_per_checkpoint, device, monitor)
     budget = settings.budget_seconds
     status, on_budget = "ok", False
     done = 0
@@ -117,6 +120,41 @@ def _trace(
         checkpoint_iteration=np.asarray(recorder.iterations, dtype=np.int64),
         checkpoint_seconds=np.asarray(recorder.seconds, dtype=np.float64),
         checkpoint_samples=recorder.samples_array(),
+        checkpoint_diagnostics=recorder.diagnostics_arrays(),
         checkpoint_overhead_seconds=recorder.overhead_seconds,
         stopped_on_budget=on_budget,
+    )
+
+
+def chain_traces(traces: list[Trace]) -> Trace:
+    """One trace of consecutive training loops (e.g. the stages of a sequential fit): steps and
+    checkpoint iterations run on from one loop's last iteration, loop seconds from its last
+    second; the status is "diverged" if any loop diverged. Checkpoint diagnostics are kept where
+    every loop recorded them."""
+    ends = [float(t.elapsed[-1]) if len(t.elapsed) else 0.0 for t in traces]
+    iteration_offsets = np.cumsum([0] + [t.iterations for t in traces[:-1]])
+    second_offsets = np.cumsum([0.0] + ends[:-1])
+    shared = set.intersection(*(set(t.checkpoint_diagnostics) for t in traces))
+
+    def joined(field: str, offsets: np.ndarray | None = None) -> np.ndarray:
+        parts = [getattr(t, field) for t in traces]
+        if offsets is not None:
+            parts = [part + offset for part, offset in zip(parts, offsets)]
+        return np.concatenate(parts)
+
+    return Trace(
+        step=joined("step", iteration_offsets),
+        loss=joined("loss"),
+        elapsed=joined("elapsed", second_offsets),
+        status="diverged" if any(t.status == "diverged" for t in traces) else "ok",
+        iterations=sum(t.iterations for t in traces),
+        checkpoint_iteration=joined("checkpoint_iteration", iteration_offsets),
+        checkpoint_seconds=joined("checkpoint_seconds", second_offsets),
+        checkpoint_samples=joined("checkpoint_samples"),
+        checkpoint_overhead_seconds=sum(t.checkpoint_overhead_seconds for t in traces),
+        stopped_on_budget=traces[-1].stopped_on_budget,
+        checkpoint_diagnostics={
+            name: np.concatenate([t.checkpoint_diagnostics[name] for t in traces])
+            for name in sorted(shared)
+        },
     )

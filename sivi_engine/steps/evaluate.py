@@ -53,8 +53,9 @@ def evaluate(
     seconds), and ``floor_<metric>``, the reference's noise floor at the checkpoints' draw
     count, both against the same reference draws
     (:func:`sivi_engine.metrics.curves.checkpoint_scores`; the attribute ``noise_floor``
-    records the draw counts and whether the floor was scored). The training diagnostics and
-    the gate stay on the final draws.
+    records the draw counts and whether the floor was scored); a method's own diagnostics at
+    the checkpoints (``checkpoint_diagnostic_<name>`` in the SampleSet) become ``curve_<name>``.
+    The training diagnostics and the gate stay on the final draws.
     """
     from sivi_engine.metrics import (  # scipy: here only
         EvaluationContext,
@@ -126,12 +127,18 @@ def evaluate(
         "iteration": samples.checkpoint_iteration.values,
         "seconds": samples.checkpoint_seconds.values,
     }
+    prefix = artifacts.CHECKPOINT_DIAGNOSTIC_PREFIX
+    method_curves = {
+        str(name).removeprefix(prefix): samples[name].values
+        for name in samples.data_vars
+        if str(name).startswith(prefix)
+    }
     ds = artifacts.metric_set(
         metrics | floor,
         artifacts.target_label(samples.attrs),
         samples.attrs["label"],
         int(samples.attrs["seed"]),
-        curves=times | curves,
+        curves=times | method_curves | curves,
         reliability=reliability,
         evaluation_settings=to_json(settings),
         noise_floor=artifacts.json_attr(

@@ -72,6 +72,7 @@ def train(
         checkpoint_samples=trace.checkpoint_samples,
         checkpoint_iteration=trace.checkpoint_iteration,
         checkpoint_seconds=trace.checkpoint_seconds,
+        checkpoint_diagnostics=trace.checkpoint_diagnostics,
         method=method_name,
         label=label or method_name,
         target=target_name,

@@ -126,6 +126,11 @@ class SemiImplicitDensity(abc.ABC):
     def conditional_log_prob(self, x: Tensor, u: Tensor) -> Tensor:
         """log π(xᵢ | uᵢ) for paired rows, shape (n,)."""
 
+    def exact_semi_implicit_log_prob(self, x: Tensor) -> Tensor | None:
+        """log π(x) in closed form where it has one (e.g. the Student-t marginal of a
+        Gamma–Gaussian hierarchy), for the KL term of an ELBO; None by default."""
+        return None
+
     def log_prob_estimate(self, x: Tensor, k: int) -> Tensor:
         """log ℓ(x) + log((1/K) Σ_k π(x | u_k)) with K fresh u_k ~ π shared by the batch.
 
