@@ -77,6 +77,10 @@ class LaplaceScaleMixture(nn.Module):
         return self.loc + variances.sqrt() * torch.randn_like(variances)
 
 
+#: Below this log-density the integrand of the KL is taken as 0 (e^−700 ≈ 1e−304).
+MIN_LOG_DENSITY = -700.0
+
+
 def laplace_kl_by_quadrature(
     loc: float, scale: float, log_p: Callable[[np.ndarray], np.ndarray]
 ) -> float:
@@ -87,6 +91,8 @@ def laplace_kl_by_quadrature(
 
     def integrand(x: float) -> float:
         log_q = -math.log(2 * scale) - abs(x - loc) / scale
+        if log_q < MIN_LOG_DENSITY:  # q's mass out there is below float64's resolution
+            return 0.0
         return math.exp(log_q) * (log_q - float(log_p(np.array([x]))[0]))
 
     left = integrate.quad(integrand, -np.inf, loc, limit=200)[0]

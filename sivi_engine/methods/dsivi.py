@@ -75,10 +75,6 @@ class DSIVISettings(SemiImplicitSettings):
 
     def validate(self) -> None:
         super().validate()
-        if self.family not in FAMILIES:
-            raise SettingsError(
-                f"setting 'family' must be one of {', '.join(FAMILIES)}, got {self.family!r}"
-            )
         for name in ("mixing_draws", "stages", "bound_draws", "bound_samples", "kl_samples"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"setting {name!r}: must be >= 1, got {getattr(self, name)}")
