@@ -28,8 +28,9 @@ VALUE_PATTERN = re.compile(r"^[A-Za-z0-9]+$")
 @dataclasses.dataclass(frozen=True)
 class TargetLabel:
     """One row of the grid: ``label`` (its stores' key), the config ``key`` it came from, the
-    registered ``target``, its target ``settings`` (the sweep's values included), and the
-    entry's ``reference`` options and per-method ``methods`` blocks."""
+    registered ``target``, its target ``settings`` (the sweep's values included), the entry's
+    ``reference`` options and per-method ``methods`` blocks, and ``method_labels``, the only
+    method labels run on it (None: every label)."""
 
     label: str
     key: str
@@ -37,6 +38,11 @@ class TargetLabel:
     settings: dict[str, Any]
     reference: dict[str, Any]
     methods: dict[str, Any]
+    method_labels: tuple[str, ...] | None = None
+
+    def runs(self, method_label: str) -> bool:
+        """Whether the method label runs on this target label (its ``method_labels``)."""
+        return self.method_labels is None or method_label in self.method_labels
 
 
 def _sweep_items(key: str, sweep: Mapping[str, Any]) -> list[tuple[str, Sequence[Any]]]:
@@ -89,5 +95,6 @@ def expand_target_labels(targets: Mapping[str, Mapping[str, Any]]) -> dict[str, 
                 settings=settings | swept,
                 reference=dict(entry.get("reference") or {}),
                 methods=dict(entry.get("methods") or {}),
+                method_labels=(tuple(entry["method_labels"]) if "method_labels" in entry else None),
             )
     return expanded

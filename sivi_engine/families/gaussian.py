@@ -21,6 +21,9 @@ import math
 import torch
 from torch import Tensor, nn
 
+from sivi_engine.targets.base import Target
+from sivi_engine.targets.capabilities import SemiImplicitDensity
+
 
 class DiagonalScale(nn.Module):
     """S = diag(exp ω)."""
@@ -124,3 +127,23 @@ class GaussianFamily(nn.Module):
         """Σ = S Sᵀ."""
         s = self.scale.matrix()
         return s @ s.T
+
+
+#: Draws per chunk of :func:`elbo_terms` (bounds the target's batch, e.g. a BNN's activations).
+ELBO_CHUNK = 100
+
+
+def elbo_terms(q: GaussianFamily, target: Target, n: int) -> dict[str, float]:
+    """ELBO(q) = E_q[log p(x)] + H(q) by n draws (the marginal ELBO when log p uses the closed-form
+    prior), and where the target's semi-implicit factor has a closed form
+    (:meth:`~sivi_engine.targets.capabilities.SemiImplicitDensity.exact_semi_implicit_log_prob`)
+    its KL term KL(q‖π) = −H(q) − E_q[log π(x)]."""
+    x = q.sample(n)
+    entropy = float(q.entropy())
+    log_p = torch.cat([target.log_prob(chunk) for chunk in x.split(ELBO_CHUNK)])
+    out = {"elbo": float(log_p.mean()) + entropy}
+    if isinstance(target, SemiImplicitDensity):
+        log_prior = target.exact_semi_implicit_log_prob(x)
+        if log_prior is not None:
+            out["elbo_kl_term"] = -entropy - float(log_prior.mean())
+    return out

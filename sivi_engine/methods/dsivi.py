@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from sivi_engine.families.gaussian import GaussianFamily
+from sivi_engine.families.gaussian import GaussianFamily, elbo_terms
 from sivi_engine.families.laplace_mixture import (
     LaplaceScaleMixture,
     best_laplace_kl,
@@ -229,28 +229,8 @@ class DSIVI(Method):
             if settings.family == "laplace" and target.normalised:
                 diagnostics |= laplace_diagnostics(q, target, settings)
             if settings.family == "gaussian":
-                diagnostics |= gaussian_elbo(q, target, settings.kl_samples)
+                diagnostics |= elbo_terms(q, target, settings.kl_samples)
             else:
                 diagnostics |= elbo_sandwich(q, target)
         samples = q.sample(settings.num_draws)
         return FitResult(samples=samples, trace=chain_traces(traces), diagnostics=diagnostics)
-
-
-#: Draws per chunk of :func:`gaussian_elbo` (bounds the target's batch, e.g. a BNN's activations).
-ELBO_CHUNK = 100
-
-
-def gaussian_elbo(q: GaussianFamily, target: Target, n: int) -> dict[str, float]:
-    """ELBO(q) = E_q[log p(x)] + H(q) by n draws (the marginal ELBO when log p uses the closed-form
-    prior), and where the target's semi-implicit factor has a closed form
-    (:meth:`~sivi_engine.targets.capabilities.SemiImplicitDensity.exact_semi_implicit_log_prob`)
-    its KL term KL(q‖π) = −H(q) − E_q[log π(x)]."""
-    x = q.sample(n)
-    entropy = float(q.entropy())
-    log_p = torch.cat([target.log_prob(chunk) for chunk in x.split(ELBO_CHUNK)])
-    out = {"elbo": float(log_p.mean()) + entropy}
-    if isinstance(target, SemiImplicitDensity):
-        log_prior = target.exact_semi_implicit_log_prob(x)
-        if log_prior is not None:
-            out["elbo_kl_term"] = -entropy - float(log_prior.mean())
-    return out

@@ -9,7 +9,7 @@ For log p(x) = log ℓ(x) + log ∫ π(x | u) π(u) du the joint ELBO
 is a lower bound on the marginal ELBO of q(x) (the gap is E_q(x) KL(q(u) ‖ π(u | x))), so a
 joint fit pays for a q(u) that cannot follow x. The stored draws are those of q(x); the
 diagnostics are q(x)'s marginal ELBO and its KL term
-(:func:`~sivi_engine.methods.dsivi.gaussian_elbo`) and the joint ELBO it maximised.
+(:func:`~sivi_engine.families.gaussian.elbo_terms`) and the joint ELBO it maximised.
 """
 
 from __future__ import annotations
@@ -19,9 +19,8 @@ import dataclasses
 import torch
 from torch import Tensor
 
-from sivi_engine.families.gaussian import GaussianFamily
+from sivi_engine.families.gaussian import ELBO_CHUNK, GaussianFamily, elbo_terms
 from sivi_engine.methods.base import CommonSettings, FitResult, Method
-from sivi_engine.methods.dsivi import ELBO_CHUNK, gaussian_elbo
 from sivi_engine.methods.registry import METHODS
 from sivi_engine.methods.training import optimise
 from sivi_engine.settings import SettingsError
@@ -35,7 +34,7 @@ class JointVISettings(CommonSettings):
     ``elbo_samples`` draws estimate the diagnostics."""
 
     init_scale: float = 1.0
-    elbo_samples: int = 10_000
+    elbo_samples: int = 1000
 
     def validate(self) -> None:
         super().validate()
@@ -83,7 +82,7 @@ class JointVI(Method):
         )
         elbo_chunks = max(1, settings.elbo_samples // ELBO_CHUNK)
         with torch.no_grad():
-            diagnostics = gaussian_elbo(q_x, target, settings.elbo_samples)
+            diagnostics = elbo_terms(q_x, target, settings.elbo_samples)
             chunks = [joint_elbo(q_x, q_u, target, ELBO_CHUNK) for _ in range(elbo_chunks)]
             diagnostics["joint_elbo"] = float(torch.stack(chunks).mean())
         return FitResult(q_x.sample(settings.num_draws), trace, diagnostics)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 if TYPE_CHECKING:  # annotations only
     from sivi_engine.report.curves import SeedBand
@@ -333,7 +334,8 @@ class CurvePanel:
 
 #: The horizontal levels a curve panel can carry, and their line styles.
 FLOOR_LEVEL, THRESHOLD_LEVEL = "reference floor", "threshold τ"
-LEVEL_STYLES = {FLOOR_LEVEL: ":", THRESHOLD_LEVEL: "--"}
+OPTIMUM_LEVEL = "best in q's family (quadrature)"
+LEVEL_STYLES = {FLOOR_LEVEL: ":", THRESHOLD_LEVEL: "--", OPTIMUM_LEVEL: "-."}
 
 
 def _set_curve_scale(ax: Axes, values: np.ndarray) -> None:
@@ -405,4 +407,40 @@ def curve_figure(panels: Sequence[CurvePanel], ncols: int) -> Figure:
         fontsize="small",
         frameon=False,
     )
+    return fig
+
+
+@dataclasses.dataclass(frozen=True)
+class StageBounds:
+    """Bounds on KL(q_s‖p) per stage s of a sequential fit, each the mean over seeds."""
+
+    stage: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+
+
+def stage_bound_figure(lines: Sequence[Series[StageBounds]]) -> Figure:
+    """Per label the band between the lower and upper KL bounds against the stage (log y)."""
+    fig = Figure(figsize=(1.6 * PANEL_INCHES, PANEL_INCHES + 0.4), layout="constrained")
+    ax = fig.subplots()
+    for line in lines:
+        bounds = line.data
+        ax.fill_between(bounds.stage, bounds.lower, bounds.upper, color=line.colour, alpha=0.3)
+        ax.plot(
+            bounds.stage,
+            bounds.upper,
+            color=line.colour,
+            marker="o",
+            markersize=3,
+            label=line.title,
+        )
+        ax.plot(bounds.stage, bounds.lower, color=line.colour, linestyle="--", linewidth=0.9)
+    values = np.concatenate([np.r_[b.data.lower, b.data.upper] for b in lines])
+    _set_curve_scale(ax, values[np.isfinite(values)])
+    ax.set(
+        xlabel="stage s (q_s fitted to q_{s−1})", ylabel="KL(q_s‖p): upper (solid), lower (dashed)"
+    )
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3, linewidth=0.4)
+    ax.legend(fontsize="small", frameon=False)
     return fig

@@ -138,6 +138,31 @@ METRIC_INFO: dict[str, MetricInfo] = {
         "UIVI: mean HMC acceptance rate of the reverse conditional", "—", ""
     ),
     "hmc_step_size": MetricInfo("UIVI: adapted HMC step size", "—", ""),
+    "kl_qp_exact": _divergence(
+        "KL(q‖p) by Monte Carlo over q's draws with both exact log-densities (an explicit q: "
+        "DSIVI's Laplace family; method setting kl_samples draws)"
+    ),
+    "kl_qp_quadrature": _divergence(
+        "KL(q‖p) of the fitted explicit 1-D q by adaptive quadrature (exact up to 1e-8)"
+    ),
+    "kl_qp_family_optimum": MetricInfo(
+        "least KL(q‖p) over q's family by quadrature and Nelder–Mead: the floor any fit of "
+        "that family can reach",
+        "—",
+        "",
+        bound=0.0,
+    ),
+    "elbo": _higher(
+        "ELBO(q) = E_q[log p(x)] + H(q) of an explicit Gaussian q by Monte Carlo, with the "
+        "target's closed-form density (the marginal ELBO of a hierarchical model)"
+    ),
+    "elbo_kl_term": _lower(
+        "the ELBO's KL term KL(q‖π) against the closed-form semi-implicit factor π (a prior)"
+    ),
+    "joint_elbo": _higher(
+        "joint VI's objective E[log ℓ(x) + log π(x | u) + log π(u)] + H(q(x)) + H(q(u)), a "
+        "lower bound on the marginal ELBO"
+    ),
 }
 
 #: Families of numbered metrics: name pattern → legend entry built from the number.
@@ -152,6 +177,20 @@ PATTERNS: dict[str, Callable[[str], MetricInfo]] = {
     ),
     r"elbo_upper_k(\d+)": lambda k: MetricInfo(
         f"DSIVI upper bound on the ELBO with K = {k} mixing draws", "closest to the lower bound", ""
+    ),
+    r"kl_lower_stage(\d+)": lambda s: MetricInfo(
+        f"DSIVI's sequential approximation: lower bound on KL(q_{s}‖p) after stage {s} "
+        "(−U_K, K = bound_draws)",
+        "lower",
+        "↓",
+        bound=0.0,
+    ),
+    r"kl_upper_stage(\d+)": lambda s: MetricInfo(
+        f"DSIVI's sequential approximation: upper bound on KL(q_{s}‖p) after stage {s} "
+        "(−L_K, K = bound_draws)",
+        "lower",
+        "↓",
+        bound=0.0,
     ),
 }
 

@@ -12,6 +12,9 @@ runs' MetricSets and SampleSets. :data:`VIEWS` lists them in reading order:
   variance;
 - reliability diagram — classifiers, from the MetricSets' ``reliability_*`` curves;
 - posterior paths — path-valued targets (capability ``latent_path``);
+- the seed papers' own experiments (:mod:`sivi_engine.report.seed_experiments`): bounds per
+  stage of a sequential fit, KL along training of an explicit q, the ELBO table — targets
+  whose runs store those diagnostics;
 - training-loss curves — every target.
 
 Figures show each label's first-seed run (:func:`~sivi_engine.report.runs.first_seed_runs`).
@@ -38,7 +41,7 @@ from matplotlib.figure import Figure
 
 from sivi_engine import artifacts
 from sivi_engine.metrics.predictive import ReliabilityCurve
-from sivi_engine.report import curves, summaries, tables
+from sivi_engine.report import curves, seed_experiments, summaries, tables
 from sivi_engine.report import figures as fig
 from sivi_engine.report import runs as rn
 from sivi_engine.report.render import Block, Collapsed, Image, Paragraph, TableBlock
@@ -330,6 +333,9 @@ VIEWS: tuple[View, ...] = (
     View("correlation", _shows_correlations, correlation_blocks),
     View("reliability", lambda d: is_classifier(d.metrics), reliability_blocks),
     View("paths", lambda d: "latent_path" in d.capabilities, path_blocks),
+    View("stage_bounds", seed_experiments.has_stage_bounds, seed_experiments.stage_bound_blocks),
+    View("exact_kl", seed_experiments.has_exact_kl, seed_experiments.exact_kl_blocks),
+    View("elbo", seed_experiments.has_elbo, seed_experiments.elbo_blocks),
     View("loss", lambda d: True, loss_blocks),
 )
 

@@ -39,9 +39,13 @@ def target_name(target):
 
 def label_targets(label):
     """The target labels a method label runs on: those of the config entries in its own
-    `targets` list, or every one."""
+    `targets` list (or every one) whose `method_labels` (if given) name it."""
     keys = config["methods"][label].get("targets")
-    return [t for t in TARGETS if keys is None or TARGET_LABELS[t].key in keys]
+    return [
+        t
+        for t in TARGETS
+        if (keys is None or TARGET_LABELS[t].key in keys) and TARGET_LABELS[t].runs(label)
+    ]
 
 
 def unsupported_reason(target, label):
@@ -61,6 +65,14 @@ for _kind, _names in (
                 f"config {_kind}: {_name!r} is not a registered "
                 f"{_kind[:-1]}; registered: {', '.join(sorted(_known))}"
             )
+
+for _target in TARGET_LABELS.values():
+    _unknown = sorted(set(_target.method_labels or ()) - set(LABELS))
+    if _unknown:
+        raise ValueError(
+            f"config targets.{_target.key}.method_labels: {_unknown} are not configured method "
+            f"labels; configured: {', '.join(LABELS)}"
+        )
 
 for _label in LABELS:
     _unknown = sorted(set(config["methods"][_label].get("targets", ())) - set(config["targets"]))

@@ -6,7 +6,8 @@ rule config_snapshot:
     benchmark:
         "results/benchmarks/config_snapshot/all.tsv"
     params:
-        text=config_snapshot(),
+        # a function: config strings may hold braces, which a plain string would expand
+        text=lambda wildcards: config_snapshot(),
     run:
         with open(output[0], "w") as handle:
             handle.write(params.text)
