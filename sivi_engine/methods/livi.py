@@ -248,12 +248,6 @@ def leading_right_singular_subspace(
     return basis
 
 
-#: Why LIVI does not run on the high-dimensional targets (its entropy term costs O(d³) per draw).
-JACOBIAN_COST = (
-    "its entropy needs the exact d × d Jacobian of the generator for every draw: over 0.4 s per "
-    "iteration at d = 100 (benchmarks/results/speed.json)"
-)
-
 #: Bytes per entry of the settings' dtype.
 ENTRY_BYTES = {"float32": 4, "float64": 8}
 
@@ -262,19 +256,6 @@ ENTRY_BYTES = {"float32": 4, "float64": 8}
 class LIVI(Method):
     name = "livi"
     Settings = LIVISettings
-    unsupported_targets = {
-        "diffusion": JACOBIAN_COST,
-        "bnn_diabetes": JACOBIAN_COST,
-        "bnn_boston": JACOBIAN_COST,
-        "bnn_concrete": JACOBIAN_COST,
-        "bnn_energy": JACOBIAN_COST,
-        "bnn_kin8nm": JACOBIAN_COST,
-        "bnn_naval": JACOBIAN_COST,
-        "bnn_power": JACOBIAN_COST,
-        "bnn_protein": JACOBIAN_COST,
-        "bnn_wine": JACOBIAN_COST,
-        "bnn_yacht": JACOBIAN_COST,
-    }
 
     def memory_need(self, settings: LIVISettings, dim: int) -> tuple[str, int]:
         """The batch's Jacobians, batch × d × m entries (exact, min_singular_value), or their
