@@ -68,6 +68,17 @@ def test_groups_reach_only_the_methods_that_declare_all_their_fields() -> None:
     assert make_target("banana").method_defaults(KSIVISettings) == {}
 
 
+def test_livi_generator_group_reaches_livi_only() -> None:
+    """The diffusion's and the BNNs' LIVI group (keyed by ``log_det``, LIVI's own field) sets
+    LIVI's z_dim below d; KSIVI keeps its own z_dim and gets no ``log_det``."""
+    for name, z_dim in (("diffusion", 50), ("bnn_diabetes", 10)):
+        target = make_target(name)
+        assert target.method_defaults(LIVISettings).items() >= {"z_dim": z_dim}.items()
+        assert target.method_defaults(LIVISettings)["log_det"] == "exact"
+        assert "log_det" not in target.method_defaults(KSIVISettings)
+        assert target.method_defaults(KSIVISettings)["z_dim"] != z_dim
+
+
 def _recorded_settings(path) -> dict:
     return json.loads(artifacts.read(path, artifacts.SAMPLE_SET).attrs["settings"])
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -36,9 +37,11 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
-def snakemake(cwd: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+def snakemake(
+    cwd: Path, *args: str, timeout: int = 600, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
+        [SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
     )
 
 
@@ -202,9 +205,8 @@ def test_dry_run_of_the_paper_config_plans_every_target(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout + proc.stderr
-    # 8 analytic + 4 data targets; 10 seeds of: 9 labels x 12 targets + LIVI on 10 of them
-    # (it declares diffusion and bnn_diabetes unsupported)
-    for rule, count in {"reference": 12, "train": 1180, "evaluate": 1180, "report": 1}.items():
+    # 8 analytic + 4 data targets; 10 seeds of 10 labels x 12 targets
+    for rule, count in {"reference": 12, "train": 1200, "evaluate": 1200, "report": 1}.items():
         assert any(line.split() == [rule, str(count)] for line in out.splitlines()), rule
 
 
@@ -214,9 +216,9 @@ def test_dry_run_of_the_uci_config_plans_every_split(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout + proc.stderr
-    # 8 data sets x 20 splits + protein's 5 = 165 target labels; one seed of 8 labels each
-    # (LIVI declares the BNNs unsupported); the five large sets' references are `none`
-    for rule, count in {"reference": 165, "train": 1320, "evaluate": 1320}.items():
+    # 8 data sets x 20 splits + protein's 5 = 165 target labels; one seed of 9 labels each;
+    # the five large sets' references are `none`
+    for rule, count in {"reference": 165, "train": 1485, "evaluate": 1485}.items():
         assert any(line.split() == [rule, str(count)] for line in out.splitlines()), rule
     assert "target=protein_split4" in out and "target=protein_split5" not in out
 
@@ -255,23 +257,39 @@ def test_a_label_restricted_to_an_unknown_target_is_named(tmp_path):
     assert "methods.k.targets: ['ring9'] are not configured targets" in proc.stdout + proc.stderr
 
 
+def declaring_unsupported(work: Path, method_module: str, settings_line: str) -> dict[str, str]:
+    """A copy of the package in ``work`` whose ``method_module`` declares diffusion unsupported
+    (after ``settings_line`` of its class), and the environment that imports that copy."""
+    shutil.copytree(ROOT / "sivi_engine", work / "sivi_engine")
+    path = work / "sivi_engine" / "methods" / f"{method_module}.py"
+    source = path.read_text("utf-8")
+    assert settings_line in source
+    declared = f'{settings_line}    unsupported_targets = {{"diffusion": "its Jacobian"}}\n'
+    path.write_text(source.replace(settings_line, declared), "utf-8")
+    return {**os.environ, "PYTHONPATH": str(work)}
+
+
 def test_a_method_that_declares_a_target_unsupported_leaves_it_out_with_the_reason(tmp_path):
-    """LIVI declares diffusion unsupported (sivi_engine.methods.livi): the grid leaves the pair
-    out, the config snapshot the report reads lists it with LIVI's reason, and naming the pair
-    explicitly in a label's targets is an error that gives the reason."""
+    """A method that declares diffusion unsupported (here LIVI, in a copy of the package, as no
+    method declares any target today): the grid leaves the pair out, the config snapshot the
+    report reads lists it with the reason, and naming the pair explicitly in a label's targets
+    is an error that gives the reason."""
     work = copy_workflow(tmp_path)
+    env = declaring_unsupported(work, "livi", "    Settings = LIVISettings\n")
     config = {
         "seeds": [0, 1],
         "targets": {"banana": {}, "diffusion": {}},
         "methods": {"l": {"method": "livi"}, "k": {"method": "ksivi"}},
     }
     (work / "grid.yaml").write_text(yaml.safe_dump(config))
-    proc = snakemake(work, "-n", "--cores", "1", "--configfile", "grid.yaml")
+    proc = snakemake(work, "-n", "--cores", "1", "--configfile", "grid.yaml", env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout + proc.stderr
     # k on both targets, l on banana only, 2 seeds each
     assert any(line.split() == ["train", "6"] for line in out.splitlines()), out[-2000:]
-    proc = snakemake(work, "--cores", "1", "--configfile", "grid.yaml", "--", "results/config.yaml")
+    proc = snakemake(
+        work, "--cores", "1", "--configfile", "grid.yaml", "--", "results/config.yaml", env=env
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     snapshot = yaml.safe_load((work / "results/config.yaml").read_text())
     [pair] = snapshot["not_run"]
@@ -279,6 +297,6 @@ def test_a_method_that_declares_a_target_unsupported_leaves_it_out_with_the_reas
     assert "Jacobian" in pair["reason"]
     config["methods"]["l"]["targets"] = ["diffusion"]
     (work / "grid.yaml").write_text(yaml.safe_dump(config))
-    proc = snakemake(work, "-n", "--cores", "1", "--configfile", "grid.yaml")
+    proc = snakemake(work, "-n", "--cores", "1", "--configfile", "grid.yaml", env=env)
     assert proc.returncode != 0
     assert "methods.l.targets: diffusion cannot be run by method livi" in proc.stdout + proc.stderr

@@ -40,6 +40,7 @@ from sivi_engine.settings import SettingsError
 from sivi_engine.targets.bnn import (
     KSIVI_FAMILY,
     KSIVI_TRAINING,
+    LIVI_GENERATOR,
     TEST_FRACTION,
     BnnRegression,
     check_data_batch_size,
@@ -169,8 +170,9 @@ class UciBnn(BnnRegression):
         return self.dataset.hidden_units
 
     def method_setting_groups(self) -> tuple[Mapping[str, Any], ...]:
-        """KSIVI's BNN schedule and SIMINet with the configs' σ (:data:`PAPER_SIGMA`)."""
-        return (KSIVI_TRAINING, KSIVI_FAMILY | PAPER_SIGMA)
+        """KSIVI's BNN schedule and SIMINet with the configs' σ (:data:`PAPER_SIGMA`); LIVI's
+        generator (:data:`.bnn.LIVI_GENERATOR`)."""
+        return (KSIVI_TRAINING, KSIVI_FAMILY | PAPER_SIGMA, LIVI_GENERATOR)
 
     def method_recipes(self) -> Mapping[str, Mapping[str, Any]]:
         """SIVI-SM's and SVGD's own BNN settings."""
