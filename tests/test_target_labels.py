@@ -56,3 +56,9 @@ def test_two_swept_settings_give_every_combination_in_order() -> None:
 def test_a_bad_sweep_is_an_error_naming_the_entry(targets, message) -> None:
     with pytest.raises(ValueError, match=message):
         expand_target_labels(targets)
+
+
+def test_method_labels_restrict_the_methods_run_on_a_target_label() -> None:
+    labels = expand_target_labels({"t": {"method_labels": ["a"]}, "u": {}})
+    assert labels["t"].runs("a") and not labels["t"].runs("b")
+    assert labels["u"].runs("a") and labels["u"].runs("b")

@@ -190,6 +190,31 @@ def test_unknown_names_are_refused_with_the_valid_ones(tmp_path, config, message
     assert len(out.splitlines()) < 40  # a message, not the whole schema
 
 
+def test_method_labels_restrict_a_target_and_braces_in_a_source_are_text(tmp_path):
+    """A target's ``method_labels`` keeps the others off it; a quoted source with braces
+    (e.g. "K in {10, 100}") reaches the config snapshot as text, not as a wildcard."""
+    config = {
+        "seeds": [0],
+        "targets": {"banana": {"method_labels": ["k"]}, "gmm1d": {}},
+        "methods": {
+            "k": {"method": "ksivi", "source": "K in {10, 100}"},
+            "g": {"method": "gvi_mf"},
+        },
+    }
+    work = copy_workflow(tmp_path)
+    (work / "c.yaml").write_text(yaml.safe_dump(config))
+    proc = snakemake(work, "-n", "--cores", "1", "--configfile", "c.yaml")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-2000:]
+    assert any(line.split() == ["train", "3"] for line in out.splitlines()), out[-2000:]
+    config["targets"]["banana"]["method_labels"] = ["kk"]
+    (work / "c.yaml").write_text(yaml.safe_dump(config))
+    proc = snakemake(work, "-n", "--cores", "1", "--configfile", "c.yaml")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "config targets.banana.method_labels: ['kk'] are not configured method labels" in out
+
+
 def test_dry_run_of_the_default_config_plans_the_whole_grid(tmp_path):
     proc = snakemake(copy_workflow(tmp_path), "-n", "--cores", "2")
     assert proc.returncode == 0, proc.stderr[-2000:]
