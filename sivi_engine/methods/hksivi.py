@@ -73,7 +73,7 @@ from sivi_engine.families.semi_implicit import (
 from sivi_engine.kernels import KernelSettings, quadratic_form
 from sivi_engine.methods.base import CommonSettings, FitResult, Method
 from sivi_engine.methods.registry import METHODS
-from sivi_engine.methods.training import optimise
+from sivi_engine.methods.training import fit_variational
 from sivi_engine.settings import SettingsError
 from sivi_engine.targets.base import Target
 
@@ -408,9 +408,6 @@ class HKSIVI(Method):
             draws = q.rsample_layers(q.base(batches * n))
             return torch.stack([layer_loss(d, beta) for d, beta in zip(draws, q.betas)]).mean()
 
-        trace = optimise(
-            loss, q.parameters(), settings, description=f"hksivi on {target.name}", sample=q.sample
-        )
-        return FitResult(
-            samples=q.sample(settings.num_draws), trace=trace, diagnostics=elbo_sandwich(q, target)
+        return fit_variational(
+            q, loss, f"hksivi on {target.name}", settings, lambda: elbo_sandwich(q, target)
         )

@@ -40,7 +40,7 @@ from sivi_engine.kernels import KernelSettings, quadratic_form
 from sivi_engine.methods.base import FitResult, Method
 from sivi_engine.methods.registry import METHODS
 from sivi_engine.methods.semi_implicit_common import SemiImplicitSettings, build_family
-from sivi_engine.methods.training import optimise
+from sivi_engine.methods.training import fit_variational
 from sivi_engine.settings import SettingsError
 from sivi_engine.targets.base import Target
 
@@ -130,9 +130,6 @@ class KSIVI(Method):
             draw = q.rsample(batches * settings.batch_size)
             return ksivi_loss(target, draw.x, draw.conditional_score, step, settings)
 
-        trace = optimise(
-            loss, q.parameters(), settings, description=f"ksivi on {target.name}", sample=q.sample
-        )
-        return FitResult(
-            samples=q.sample(settings.num_draws), trace=trace, diagnostics=elbo_sandwich(q, target)
+        return fit_variational(
+            q, loss, f"ksivi on {target.name}", settings, lambda: elbo_sandwich(q, target)
         )

@@ -63,7 +63,7 @@ from torch.nn import functional as F
 
 from sivi_engine.methods.base import CommonSettings, FitResult, Method
 from sivi_engine.methods.registry import METHODS
-from sivi_engine.methods.training import optimise
+from sivi_engine.methods.training import fit_variational
 from sivi_engine.settings import SettingsError
 from sivi_engine.targets.base import Target
 
@@ -282,7 +282,4 @@ class LIVI(Method):
             entropy = linearised_entropy(jac, settings.sigma, settings.log_det)
             return -(target.log_prob(x).mean() + entropy)
 
-        trace = optimise(
-            loss, q.parameters(), settings, description=f"livi on {target.name}", sample=q.sample
-        )
-        return FitResult(samples=q.sample(settings.num_draws), trace=trace)
+        return fit_variational(q, loss, f"livi on {target.name}", settings)

@@ -24,7 +24,7 @@ from sivi_engine.families.semi_implicit import elbo_sandwich
 from sivi_engine.methods.base import FitResult, Method
 from sivi_engine.methods.registry import METHODS
 from sivi_engine.methods.semi_implicit_common import SemiImplicitSettings, build_family
-from sivi_engine.methods.training import optimise
+from sivi_engine.methods.training import fit_variational
 from sivi_engine.settings import SettingsError
 from sivi_engine.targets.base import Target
 
@@ -70,9 +70,6 @@ class SIVI(Method):
             draw = q.mixture_draws(settings.batch_size, settings.mixing_draws)
             return (log_mixture_estimate(draw.own, draw.others) - target.log_prob(draw.x)).mean()
 
-        trace = optimise(
-            loss, q.parameters(), settings, description=f"sivi on {target.name}", sample=q.sample
-        )
-        return FitResult(
-            samples=q.sample(settings.num_draws), trace=trace, diagnostics=elbo_sandwich(q, target)
+        return fit_variational(
+            q, loss, f"sivi on {target.name}", settings, lambda: elbo_sandwich(q, target)
         )

@@ -42,7 +42,7 @@ from sivi_engine.families.semi_implicit import (
 from sivi_engine.methods.base import FitResult, Method
 from sivi_engine.methods.registry import METHODS
 from sivi_engine.methods.semi_implicit_common import SemiImplicitSettings, build_family
-from sivi_engine.methods.training import optimise
+from sivi_engine.methods.training import fit_variational
 from sivi_engine.settings import SettingsError
 from sivi_engine.targets.base import Target
 
@@ -183,9 +183,6 @@ class SIVISM(Method):
             # next ψ-step's zero_grad.
             return draw_objective(f, target, q.rsample(n), weight, offset)
 
-        trace = optimise(
-            loss, q.parameters(), settings, description=f"sivi_sm on {target.name}", sample=q.sample
-        )
-        return FitResult(
-            samples=q.sample(settings.num_draws), trace=trace, diagnostics=elbo_sandwich(q, target)
+        return fit_variational(
+            q, loss, f"sivi_sm on {target.name}", settings, lambda: elbo_sandwich(q, target)
         )

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Protocol
 
 import numpy as np
 import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from sivi_engine.methods.base import CommonSettings, Trace
+from sivi_engine.methods.base import CommonSettings, FitResult, Trace
 from sivi_engine.methods.checkpoints import (
     CheckpointRecorder,
     LoopClock,
@@ -93,6 +94,34 @@ def optimise(
             if finished:
                 break
     return _trace(losses[:done].cpu().numpy(), stamps, block, status, done, recorder, on_budget)
+
+
+class Variational(Protocol):
+    """A trainable q: its torch parameters and a sampler of n draws (n, d) without gradients."""
+
+    def parameters(self) -> Iterator[torch.nn.Parameter]: ...
+
+    def sample(self, n: int) -> Tensor: ...
+
+
+def fit_variational(
+    q: Variational,
+    loss_fn: Callable[[int], Tensor],
+    description: str,
+    settings: CommonSettings,
+    diagnose: Callable[[], Mapping[str, float]] | None = None,
+    optimiser: torch.optim.Optimizer | None = None,
+) -> FitResult:
+    """The ending every method that trains one q shares: :func:`optimise` over q's parameters
+    (storing q's draws at the checkpoints), then ``settings.num_draws`` draws of the fitted q
+    and its diagnostics ``diagnose()`` (none by default), computed without gradients."""
+    trace = optimise(
+        loss_fn, q.parameters(), settings, description, optimiser=optimiser, sample=q.sample
+    )
+    samples = q.sample(settings.num_draws)
+    with torch.no_grad():
+        diagnostics = dict(diagnose()) if diagnose is not None else {}
+    return FitResult(samples=samples, trace=trace, diagnostics=diagnostics)
 
 
 def _trace(

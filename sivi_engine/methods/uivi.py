@@ -41,7 +41,7 @@ from sivi_engine.families.semi_implicit import SemiImplicitGaussian, elbo_sandwi
 from sivi_engine.methods.base import FitResult, Method
 from sivi_engine.methods.registry import METHODS
 from sivi_engine.methods.semi_implicit_common import SemiImplicitSettings, build_family
-from sivi_engine.methods.training import optimise
+from sivi_engine.methods.training import fit_variational
 from sivi_engine.settings import SettingsError
 from sivi_engine.targets.base import Target
 
@@ -204,22 +204,23 @@ class UIVI(Method):
         q = build_family(target.dim, settings, device)
         step_size = torch.tensor(settings.hmc_step_size, device=device, dtype=dtype)
         accept_total = torch.zeros((), device=device, dtype=torch.float64)
+        steps = 0
 
         def loss(step: int) -> Tensor:
-            nonlocal step_size, accept_total
+            nonlocal step_size, accept_total, steps
             draw = q.rsample(settings.batch_size)
             score, draws = marginal_score(q, draw.x, draw.z, step_size, settings)
             step_size = draws.step_size
             accept_total = accept_total + draws.accept_prob.mean()
+            steps += 1
             # value 0, gradient the entropy term's E[ŝᵀ ∂x/∂φ]
             entropy_surrogate = (score * (draw.x - draw.x.detach())).sum(-1)
             return (entropy_surrogate - target.log_prob(draw.x)).mean()
 
-        trace = optimise(
-            loss, q.parameters(), settings, description=f"uivi on {target.name}", sample=q.sample
-        )
-        diagnostics = elbo_sandwich(q, target) | {
-            "hmc_accept_rate": (accept_total / trace.iterations).item(),
-            "hmc_step_size": step_size.item(),
-        }
-        return FitResult(samples=q.sample(settings.num_draws), trace=trace, diagnostics=diagnostics)
+        def diagnose() -> dict[str, float]:
+            return elbo_sandwich(q, target) | {
+                "hmc_accept_rate": (accept_total / steps).item(),
+                "hmc_step_size": step_size.item(),
+            }
+
+        return fit_variational(q, loss, f"uivi on {target.name}", settings, diagnose)
