@@ -1,6 +1,6 @@
 """Typed artifacts: xarray Datasets in Zarr v3 stores with declared schemas.
 
-Four artifact kinds flow through the benchmark (DESIGN §2):
+Four artifact kinds flow through the benchmark (docs/architecture.md#data-flow):
 
 - ``TargetDescription``: what the report shows of a target itself (its declared capabilities,
   its density on a grid for d ≤ 2, the true path of a path-valued target; see

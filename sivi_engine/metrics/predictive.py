@@ -1,4 +1,5 @@
-"""Predictive calibration of a binary classifier on held-out data (DESIGN §6).
+"""Predictive calibration of a binary classifier on held-out data (the metric catalogue:
+docs/architecture.md#metric-formulas).
 
 From the posterior predictive probabilities p̄ᵢ = P(y*ᵢ = 1 | x*ᵢ, data) and the labels y*ᵢ:
 equal-width bins B₁ = [0, 1/M], B_m = ((m − 1)/M, m/M] of p̄, and per non-empty bin

@@ -169,7 +169,8 @@ def summarise(
 @dataclasses.dataclass(frozen=True)
 class GatedSettings(ReferenceSettings):
     """Reference settings of a chain sampler plus the posteriordb-grade gate thresholds
-    (DESIGN §5). ``num_draws`` is the total kept, split evenly over ``chains``."""
+    (docs/architecture.md#reference-engines). ``num_draws`` is the total kept, split evenly over
+    ``chains``."""
 
     chains: int = 4
     rhat_max: float = 1.01  # max split-R̂ must be < this

@@ -1,4 +1,5 @@
-"""Bayesian neural-network regression (DESIGN §3; the BNN benchmark of SVGD, SIVI-SM, KSIVI).
+"""Bayesian neural-network regression (the BNN benchmark of SVGD, SIVI-SM, KSIVI; the target
+table: docs/architecture.md#targets).
 
 One hidden layer of H = 50 ReLU units on standardised inputs x ∈ R^D predicting the
 standardised response:

@@ -1,4 +1,5 @@
-"""Conditioned diffusion (DESIGN §3; the Langevin-posterior benchmark of SIVI-SM and KSIVI).
+"""Conditioned diffusion (the Langevin-posterior benchmark of SIVI-SM and KSIVI; the target
+table: docs/architecture.md#targets).
 
 Latent states u₁..u₁₀₀ of the Euler–Maruyama discretisation of
 dx = f(x) dt + dW on t ∈ [0, 1], f(x) = 10 (x − x³) / (1 + x²), dt = 0.01, u₀ = 0:
