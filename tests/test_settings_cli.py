@@ -101,6 +101,8 @@ def test_list_commands_name_the_registries():
         "bnn_boston",
         "bnn_concrete",
         "bnn_diabetes",
+        "bnn_digits",
+        "bnn_digits_hierarchical",
         "bnn_energy",
         "bnn_kin8nm",
         "bnn_naval",
