@@ -121,6 +121,7 @@ def test_list_commands_name_the_registries():
         "x_shaped",
     ]
     assert run_cli("list", "methods").stdout.split() == [
+        "ensemble",
         "gvi_fr",
         "gvi_mf",
         "hksivi",
@@ -138,7 +139,10 @@ def test_list_commands_name_the_registries():
     [
         (
             ["--method", "ksivii", "--target", "banana"],
-            "unknown method 'ksivii'; valid methods: gvi_fr, gvi_mf, hksivi, ksivi, livi, sivi",
+            (
+                "unknown method 'ksivii'; valid methods: ensemble, gvi_fr, gvi_mf, hksivi, ksivi, "
+                "livi, sivi"
+            ),
         ),
         (
             ["--method", "ksivi", "--target", "bananas"],
