@@ -57,7 +57,7 @@ def test_one_map_network_classifies_the_digits() -> None:
     result = fit(target, {"members": 1, "num_draws": 1, "iterations": 3000, "lr": 3e-3})
     scores = target.predictive(result.samples)
     assert scores["accuracy"] >= 0.95
-    assert scores["test_log_likelihood"] > -0.2  # measured −0.07: confident and mostly right
+    assert scores["test_log_likelihood"] > -0.2  # measured −0.08: confident and mostly right
 
 
 def test_a_digits_run_is_trained_and_scored_without_reference_draws(tmp_path) -> None:
