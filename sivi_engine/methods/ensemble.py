@@ -38,7 +38,7 @@ from sivi_engine.targets.base import Target
 class EnsembleSettings(CommonSettings):
     """``members`` M = 10 and as many stored draws (Lakshminarayanan et al. used M = 5 on the
     UCI regression sets); initial members N(0, s² I) with s = ``init_scale`` (1, as SVGD's
-    particles and GVI's q, unless the target sets its own, e.g. a He scale on a BNN)."""
+    particles and GVI's q, unless the target sets its own, as bnn_digits does)."""
 
     members: int = 10
     num_draws: int = 10
