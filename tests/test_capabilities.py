@@ -38,6 +38,8 @@ EXPECTED = {
     "blr_waveform": ["stan_program", "held_out_data"],
     "blr_breast_cancer": ["stan_program", "held_out_data"],
     "bnn_diabetes": ["stan_program", "held_out_data"],
+    "bnn_digits": ["held_out_data"],
+    "bnn_digits_hierarchical": ["held_out_data", "semi_implicit_density"],
     "diffusion": ["stan_program", "latent_path"],
     **{
         f"bnn_{name}": ["stan_program", "held_out_data"]

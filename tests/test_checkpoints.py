@@ -33,6 +33,7 @@ METHOD_CASES = [
     ("livi", {}),
     ("svgd", {"num_particles": 20}),
     ("hksivi", {"layers": 2}),
+    ("ensemble", {"members": 5}),
 ]
 
 

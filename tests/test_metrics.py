@@ -708,3 +708,39 @@ def test_draws_to_score_subsamples_with_the_evaluation_seed():
     )
     with pytest.raises(SettingsError, match="'num_draws' = 2000 exceeds the run's 1500 draws"):
         draws_to_score(x, EvaluationSettings(num_draws=2000))
+
+
+def test_multi_class_ece_bins_the_top_label_confidence_against_its_correctness():
+    """A multi-class predictive gives its top-label confidence and whether the top label is
+    right (``correct``): 100 points at confidence 0.95 of which 90 are right, and 50 at 0.55
+    of which 30 are right: ECE = (2/3)·|0.9 − 0.95| + (1/3)·|0.6 − 0.55| = 0.05 exactly; the
+    labels (here classes 0..9) are not used as outcomes."""
+    from sivi_engine.metrics.predictive import predictive_scores
+
+    p = np.r_[np.full(100, 0.95), np.full(50, 0.55)]
+    correct = np.r_[np.repeat([1.0, 0.0], [90, 10]), np.repeat([1.0, 0.0], [30, 20])]
+    labels = np.arange(150) % 10
+    scores = predictive_scores({"probabilities": p, "correct": correct, "accuracy": 0.8}, labels)
+    assert scores == {"accuracy": 0.8, "ece": pytest.approx(0.05, abs=1e-12)}
+
+
+def test_auroc_equals_scikit_learns_roc_auc_with_ties():
+    """Mid-ranks give ties half a pair: sklearn's trapezoidal ROC area is the same number."""
+    from sklearn.metrics import roc_auc_score
+
+    from sivi_engine.metrics.auroc import auroc
+
+    negatives = np.array([0.1, 0.4, 0.4, 0.35, 0.8, 0.2, 0.4])
+    positives = np.array([0.4, 0.9, 0.35, 0.8, 0.65])
+    labels = np.r_[np.zeros(negatives.size), np.ones(positives.size)]
+    expected = roc_auc_score(labels, np.r_[negatives, positives])
+    # by hand: 35 pairs; positive wins 0.4: 3, 0.9: 7, 0.35: 2, 0.8: 6, 0.65: 6 = 24, ties
+    # 0.4 ~ three 0.4s, 0.35 ~ 0.35, 0.8 ~ 0.8 = 5 half-pairs: (24 + 2.5) / 35
+    assert auroc(negatives, positives) == pytest.approx(26.5 / 35, rel=1e-12)
+    assert auroc(negatives, positives) == pytest.approx(expected, rel=1e-12)
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, 6, 300), rng.integers(1, 8, 200)  # integer scores: many ties
+    expected = roc_auc_score(np.r_[np.zeros(300), np.ones(200)], np.r_[a, b])
+    assert auroc(a, b) == pytest.approx(expected, rel=1e-12)
+    assert auroc([0.0, 1.0], [2.0, 3.0]) == 1.0 and auroc([2.0, 3.0], [0.0, 1.0]) == 0.0
+    assert auroc(np.ones(4), np.ones(3)) == 0.5

@@ -101,6 +101,8 @@ def test_list_commands_name_the_registries():
         "bnn_boston",
         "bnn_concrete",
         "bnn_diabetes",
+        "bnn_digits",
+        "bnn_digits_hierarchical",
         "bnn_energy",
         "bnn_kin8nm",
         "bnn_naval",
@@ -121,6 +123,7 @@ def test_list_commands_name_the_registries():
     ]
     assert run_cli("list", "methods").stdout.split() == [
         "dsivi",
+        "ensemble",
         "gvi_fr",
         "gvi_mf",
         "hksivi",
@@ -139,7 +142,7 @@ def test_list_commands_name_the_registries():
     [
         (
             ["--method", "ksivii", "--target", "banana"],
-            "unknown method 'ksivii'; valid methods: dsivi, gvi_fr, gvi_mf, hksivi, joint_vi",
+            "unknown method 'ksivii'; valid methods: dsivi, ensemble, gvi_fr, gvi_mf",
         ),
         (
             ["--method", "ksivi", "--target", "bananas"],

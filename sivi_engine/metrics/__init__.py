@@ -29,6 +29,7 @@ from sivi_engine.metrics.mmd import (
 from sivi_engine.metrics.modes import mode_coverage, separated_modes
 from sivi_engine.metrics.moments import moment_errors
 from sivi_engine.metrics.predictive import (
+    calibration_outcomes,
     expected_calibration_error,
     predictive_scores,
     reliability_curve,
@@ -169,14 +170,16 @@ RELIABILITY_FIELDS = ("confidence", "frequency", "count")
 def reliability_curves(ctx: EvaluationContext) -> dict[str, np.ndarray]:
     """A classifier's reliability curve on ``calibration_bins`` bins, q's (``confidence``,
     ``frequency``, ``count``) and the reference's (the same, prefixed ``reference_``), from the
-    predictive probabilities behind the ``ece`` metrics; NaN in an empty bin. None for a target
+    predictive probabilities and outcomes behind the ``ece`` metrics (the top label's for a
+    multi-class target, :mod:`.predictive`); NaN in an empty bin. None for a target
     that is not a classifier with held-out data."""
     if ctx.predictive is None or "probabilities" not in ctx.predictive[0]:
         return {}
     labels, bins = ctx.target.test_response(), ctx.settings.calibration_bins
     curves = {}
     for prefix, scores in zip(("", "reference_"), ctx.predictive):
-        curve = reliability_curve(scores["probabilities"], labels, bins)
+        outcomes = calibration_outcomes(scores, labels)
+        curve = reliability_curve(scores["probabilities"], outcomes, bins)
         curves |= {f"{prefix}{name}": getattr(curve, name) for name in RELIABILITY_FIELDS}
     return curves
 

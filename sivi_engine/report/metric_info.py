@@ -118,13 +118,21 @@ METRIC_INFO: dict[str, MetricInfo] = {
     ),
     "accuracy": _higher("held-out accuracy of the posterior predictive (classification)"),
     "rmse": _lower("held-out RMSE of the posterior predictive mean, original scale (regression)"),
-    "ece": _lower("expected calibration error of the posterior predictive on held-out data"),
+    "ece": _lower(
+        "expected calibration error of the posterior predictive on held-out data (of the"
+        " top label's probability for a multi-class classifier)"
+    ),
+    "ood_auroc": _higher(
+        "AUROC of the posterior predictive's entropy separating shifted test inputs (the"
+        " target's out-of-distribution set, e.g. rotated images) from the test inputs"
+    ),
     "reference_test_log_likelihood": MetricInfo(
         "test_log_likelihood of the reference draws (as many as q's)", "—", ""
     ),
     "reference_accuracy": MetricInfo("accuracy of the reference draws (as many as q's)", "—", ""),
     "reference_rmse": MetricInfo("rmse of the reference draws (as many as q's)", "—", ""),
     "reference_ece": MetricInfo("ece of the reference draws (as many as q's)", "—", ""),
+    "reference_ood_auroc": MetricInfo("ood_auroc of the reference draws (as many as q's)", "—", ""),
     "suspect": _lower(
         "1 when the run diverged or failed the sanity gate (reasons in the MetricSet attribute"
         " suspect_reasons), else 0"

@@ -26,6 +26,7 @@ RUN_STATUS_VARIABLES = (
     "reference_accuracy",
     "reference_rmse",
     "reference_ece",
+    "reference_ood_auroc",
 )
 
 #: Dimension of the per-checkpoint curves of a MetricSet (``curve_*`` variables): the tables,
@@ -186,7 +187,7 @@ def target_tables(combined: xr.Dataset) -> dict[str, Table]:
 
 
 #: Held-out predictive metrics (the ``predictive`` metric group), in legend order.
-PREDICTIVE_METRICS = ("test_log_likelihood", "accuracy", "rmse", "ece")
+PREDICTIVE_METRICS = ("test_log_likelihood", "accuracy", "rmse", "ece", "ood_auroc")
 
 
 def has_values(ds: xr.Dataset, name: str) -> bool:

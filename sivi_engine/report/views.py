@@ -174,6 +174,8 @@ def predictive_blocks(data: TargetData) -> list[Block]:
     elif is_classifier(data.metrics):
         bins = calibration_bins(data.metrics)
         what = f"log predictive density per test point, accuracy, ECE on {bins} bins"
+        if tables.has_values(data.metrics, "ood_auroc"):
+            what += " (top label), AUROC of the predictive entropy on out-of-distribution inputs"
     else:
         what = "log predictive density per test point"
     rows = (

@@ -75,10 +75,11 @@ class Target(abc.ABC):
 
     def training_view(self) -> Target:
         """The target as methods train on it: ``self``, unless its settings ask for an unbiased
-        stochastic log-density (data subsampling, :meth:`.bnn.BnnRegression.training_view`),
-        whose every call may differ. Every method must train on such a view: it may rely on
-        E[log p̂(x)] = log p(x) and E[∇ log p̂(x)] = ∇ log p(x) only. References, mode searches
-        and the evaluation use the target itself."""
+        stochastic log-density (data subsampling,
+        :meth:`.bnn.SubsampledLikelihood.training_view`), whose every call may differ. Every
+        method must train on such a view: it may rely on E[log p̂(x)] = log p(x) and
+        E[∇ log p̂(x)] = ∇ log p(x) only. References, mode searches and the evaluation use the
+        target itself."""
         return self
 
     @property

@@ -165,8 +165,40 @@ def regression_scores(predictions: Tensor, y: Tensor, noise_sd: float) -> dict[s
     return {"rmse": float(rmse), "test_log_likelihood": float(log_mean.mean())}
 
 
+class SubsampledLikelihood:
+    """A likelihood that sums over training points ``X_train`` (N, D), ``y_train`` (N,), with
+    the setting ``data_batch_size`` B: on :meth:`training_view` each evaluation draws B of the N
+    points without replacement and scales their sum by N/B, an unbiased estimate of the full
+    sum (module docstring)."""
+
+    X_train: Tensor
+    y_train: Tensor
+    #: Training points per log-density evaluation: None on the target itself, the setting's B
+    #: on its :meth:`training_view`.
+    data_batch_size: int | None = None
+
+    def training_view(self) -> Target:
+        """This target with a stochastic likelihood of ``data_batch_size`` points per call;
+        the target itself when the setting is None or ≥ N."""
+        batch = self.settings.data_batch_size
+        if batch is None or batch >= len(self.y_train):
+            return self
+        view = copy.copy(self)
+        view.data_batch_size = batch
+        return view
+
+    def likelihood_data(self) -> tuple[Tensor, Tensor, float]:
+        """Inputs, responses and the factor N/B of one likelihood evaluation: all N training
+        points (factor 1), or B drawn without replacement from torch's generator."""
+        if self.data_batch_size is None:
+            return self.X_train, self.y_train, 1.0
+        n = len(self.y_train)
+        index = torch.randperm(n)[: self.data_batch_size]
+        return self.X_train[index], self.y_train[index], n / self.data_batch_size
+
+
 @TARGETS.register("bnn_diabetes")
-class BnnRegression(Target, StanModel, HeldOutData):
+class BnnRegression(SubsampledLikelihood, Target, StanModel, HeldOutData):
     """BNN regression on scikit-learn's diabetes data (or a user CSV), standardised on the
     training split of a seeded 90/10 split (398 / 44 points for diabetes).
 
@@ -180,9 +212,6 @@ class BnnRegression(Target, StanModel, HeldOutData):
     stan_program = "bnn.stan"
     #: Hidden ReLU units H.
     hidden_units: ClassVar[int] = HIDDEN_UNITS
-    #: Training points per log-density evaluation: None on the target itself, the setting's B
-    #: on its :meth:`training_view`.
-    data_batch_size: int | None = None
 
     def __init__(self, settings: object | None = None) -> None:
         super().__init__(settings)
@@ -227,25 +256,6 @@ class BnnRegression(Target, StanModel, HeldOutData):
             + [f"W2[{j}]" for j in range(h)]
             + ["b2"]
         )
-
-    def training_view(self) -> BnnRegression:
-        """This target with a stochastic likelihood of ``data_batch_size`` points per call
-        (module docstring); the target itself when the setting is None or ≥ N."""
-        batch = self.settings.data_batch_size
-        if batch is None or batch >= len(self.y_train):
-            return self
-        view = copy.copy(self)
-        view.data_batch_size = batch
-        return view
-
-    def likelihood_data(self) -> tuple[Tensor, Tensor, float]:
-        """Inputs, responses and the factor N/B of one likelihood evaluation: all N training
-        points (factor 1), or B drawn without replacement from torch's generator."""
-        if self.data_batch_size is None:
-            return self.X_train, self.y_train, 1.0
-        n = len(self.y_train)
-        index = torch.randperm(n)[: self.data_batch_size]
-        return self.X_train[index], self.y_train[index], n / self.data_batch_size
 
     def log_prob(self, x: Tensor) -> Tensor:
         """−(γ/2) Σ_i (y_i − f_θ(x_i))² − (λ/2) ‖θ‖² for each row θ of x (the sum over a

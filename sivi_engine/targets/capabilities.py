@@ -50,13 +50,15 @@ class HeldOutData(abc.ABC):
 
     @abc.abstractmethod
     def test_response(self) -> np.ndarray:
-        """The test split's responses y* (labels in {0, 1} for a classifier), shape (M,)."""
+        """The test split's responses y* (class labels for a classifier), shape (M,)."""
 
     @abc.abstractmethod
     def predictive(self, samples: Tensor | np.ndarray) -> dict[str, float | np.ndarray]:
         """Posterior predictive scores on the test split from draws (S, d): scalars (e.g.
-        ``test_log_likelihood``), and for a classifier the predictive ``probabilities``
-        P(y*ᵢ = 1 | data), shape (M,)."""
+        ``test_log_likelihood``), and for a classifier the predictive ``probabilities``, shape
+        (M,): P(y*ᵢ = 1 | data) for a binary one; for a multi-class one the top label's
+        probability, with ``correct`` (M,), 1 where the top label is y*ᵢ
+        (:mod:`sivi_engine.metrics.predictive`)."""
 
 
 class MixtureComponents(abc.ABC):
