@@ -5,7 +5,8 @@ Four artifact kinds flow through the benchmark (docs/architecture.md#data-flow):
 - ``TargetDescription``: what the report shows of a target itself (its declared capabilities,
   its density on a grid for d ≤ 2, the true path of a path-valued target; see
   :func:`target_description`),
-- ``ReferenceDraws``: ``draws(chain, draw, param)`` from a reference engine,
+- ``ReferenceDraws``: ``draws(chain, draw, param)`` from a reference engine, with the sampler's
+  per-transition statistics (see :func:`reference_draws`),
 - ``SampleSet``: ``samples(draw, param)`` from a trained method plus its training trace and
   the draws at its training checkpoints (see :func:`sample_set`),
 - ``MetricSet``: scalar metrics on dims ``(target, method, seed)``, the metrics of each
@@ -18,6 +19,29 @@ to a hidden sibling, marked complete, and renamed into place, so a killed job ne
 store at the destination, and a partial store elsewhere fails validation. Every array's SHA-256
 is recorded at write time (attribute ``checksums``) and checked on read, so a deleted, truncated
 or altered chunk is an :class:`ArtifactError` naming the store and the array.
+
+Layout on disk. TargetDescription and MetricSet stores are flat: the dataset's arrays in the
+root group. ReferenceDraws and SampleSet stores are ArviZ-readable trees whose root group holds
+the attributes only (:class:`PosteriorLayout`):
+
+- ``posterior/theta(chain, draw, param)``: the draws, one variable for the target's parameter
+  vector, ``param`` a string coordinate holding the target's parameter names (``beta[0]``,
+  ``W1[0,3]``, ...). One vector variable rather than one variable per parameter: a 751-weight
+  BNN would otherwise be 751 arrays, and the names, which index a flattened vector, read
+  the same either way (``theta[beta[0]]`` in an ArviZ summary). A SampleSet's draws are one
+  chain (``chain`` of length 1);
+- ``sample_stats/<name>(chain, draw)`` (ReferenceDraws, when the engine records any): the
+  sampler's statistics under ArviZ's names (Stan's: ``diverging``, ``energy``, ``lp``,
+  ``tree_depth``, ``n_steps``, ``step_size``, ``acceptance_rate``);
+- ``training/`` (SampleSet): the training trace and the checkpoint variables.
+
+Every group holds its own coordinates, so each opens alone too. ArviZ reads a store as it is::
+
+    arviz_stats.summary(xarray.open_datatree("results/reference/banana.zarr", engine="zarr"))
+
+:func:`read` presents such a store flat, as the pipeline's readers use it (``draws`` or
+``samples`` beside the other variables); a store in the flat layout of earlier versions is an
+:class:`ArtifactError` saying to recompute it.
 """
 
 from __future__ import annotations
@@ -56,6 +80,21 @@ class VariableSpec:
     hint: str = ""
 
 
+#: The posterior group and its one variable, the target's parameter vector (module docstring).
+POSTERIOR, POSTERIOR_VARIABLE = "posterior", "theta"
+
+
+@dataclasses.dataclass(frozen=True)
+class PosteriorLayout:
+    """How a flat dataset is stored as an ArviZ tree: its variable ``draws`` (dims
+    ``(chain, draw, param)``, or ``(draw, param)`` when not ``has_chains``: one chain) is
+    ``posterior/theta``, and all its other variables are in group ``rest``."""
+
+    draws: str
+    has_chains: bool
+    rest: str
+
+
 @dataclasses.dataclass(frozen=True)
 class ArtifactSchema:
     """Declared content of one artifact kind.
@@ -64,6 +103,8 @@ class ArtifactSchema:
     ``optional_variables`` may be; a further variable whose name starts with a key of
     ``prefixed_variables`` must have that key's spec (MetricSet curves); when
     ``extra_variables`` is set, any other variable must have that spec (MetricSet metrics).
+    ``layout``: how the store is an ArviZ tree on disk (None: a flat store); the schema
+    describes the flat dataset either way.
     """
 
     kind: str
@@ -73,6 +114,7 @@ class ArtifactSchema:
     extra_variables: VariableSpec | None = None
     prefixed_variables: Mapping[str, VariableSpec] = dataclasses.field(default_factory=dict)
     optional_variables: Mapping[str, VariableSpec] = dataclasses.field(default_factory=dict)
+    layout: PosteriorLayout | None = None
 
     def spec_of(self, name: str) -> VariableSpec | None:
         """The spec a variable that is not in ``variables`` must satisfy (None: not allowed)."""
@@ -107,6 +149,9 @@ TARGET_DESCRIPTION = ArtifactSchema(
     },
 )
 
+#: Sampler statistics (ArviZ's names) that ArviZ types as flags or counts; any other is float64.
+SAMPLE_STAT_DTYPES = {"diverging": "bool", "tree_depth": "int64", "n_steps": "int64"}
+
 REFERENCE_DRAWS = ArtifactSchema(
     kind="ReferenceDraws",
     variables={"draws": VariableSpec(("chain", "draw", "param"), "float64")},
@@ -123,7 +168,11 @@ REFERENCE_DRAWS = ArtifactSchema(
         "versions",
         "created",
     ),
-    extra_variables=VariableSpec(("chain", "draw"), "float64"),  # sampler statistics
+    optional_variables={
+        name: VariableSpec(("chain", "draw"), dtype) for name, dtype in SAMPLE_STAT_DTYPES.items()
+    },
+    extra_variables=VariableSpec(("chain", "draw"), "float64"),  # other sampler statistics
+    layout=PosteriorLayout(draws="draws", has_chains=True, rest="sample_stats"),
 )
 
 #: Prefix of the SampleSet variables holding a method's own diagnostics at each checkpoint.
@@ -164,6 +213,7 @@ SAMPLE_SET = ArtifactSchema(
         "stopped_on_budget",
         "checkpoint_overhead_seconds",
     ),
+    layout=PosteriorLayout(draws="samples", has_chains=False, rest="training"),
 )
 
 #: Prefix of the MetricSet variables that hold one value per training checkpoint.
@@ -198,12 +248,14 @@ def _fail(where: str, schema: ArtifactSchema, message: str) -> None:
     raise ArtifactError(f"{schema.kind} store {where}: {message}")
 
 
+def _check_kind(attrs: Mapping[str, Any], schema: ArtifactSchema, where: str) -> None:
+    if attrs.get("kind") != schema.kind:
+        _fail(where, schema, f"attribute 'kind' is {attrs.get('kind')!r}, expected {schema.kind!r}")
+
+
 def validate(ds: xr.Dataset, schema: ArtifactSchema, where: str = "<memory>") -> None:
     """Raise :class:`ArtifactError` unless ``ds`` satisfies ``schema``."""
-    if ds.attrs.get("kind") != schema.kind:
-        _fail(
-            where, schema, f"attribute 'kind' is {ds.attrs.get('kind')!r}, expected {schema.kind!r}"
-        )
+    _check_kind(ds.attrs, schema, where)
     for name, spec in schema.variables.items():
         if name not in ds.data_vars:
             _fail(where, schema, f"missing variable {name!r}{spec.hint}")
@@ -250,28 +302,89 @@ def _array_bytes(values: np.ndarray) -> bytes:
     return values.astype(values.dtype.newbyteorder("<"), copy=False).tobytes()
 
 
-def checksums(ds: xr.Dataset) -> dict[str, str]:
-    """SHA-256 (hex) of every data variable and coordinate of ``ds``, by name."""
+def _array_path(group: str, name: Any) -> str:
+    """An array's name relative to the root: ``samples`` in the root, ``posterior/theta``."""
+    return f"{group}/{name}".lstrip("/")
+
+
+def checksums(tree: xr.DataTree) -> dict[str, str]:
+    """SHA-256 (hex) of every data variable and coordinate of every group of ``tree``, by
+    :func:`_array_path`."""
     return {
-        str(name): hashlib.sha256(_array_bytes(np.asarray(ds[name].values))).hexdigest()
-        for name in sorted(map(str, [*ds.data_vars, *ds.coords]))
+        _array_path(node.path, name): hashlib.sha256(
+            _array_bytes(np.asarray(var.values))
+        ).hexdigest()
+        for node in tree.subtree
+        for name, var in sorted(node.to_dataset(inherit=False).variables.items())
     }
 
 
-def _load_and_verify(ds: xr.Dataset, schema: ArtifactSchema, where: str) -> xr.Dataset:
-    """Load every array of ``ds`` and compare it with the checksum recorded at write time;
-    an array that cannot be decoded or does not match is an :class:`ArtifactError` naming it."""
-    if CHECKSUMS_ATTR not in ds.attrs:
+def _stored_tree(ds: xr.Dataset, layout: PosteriorLayout | None) -> xr.DataTree:
+    """The tree a (validated) flat dataset is stored as: the dataset itself in the root, or the
+    ArviZ groups of ``layout`` (module docstring) under a root holding the attributes."""
+    if layout is None:
+        return xr.DataTree(ds)
+    draws = ds[layout.draws] if layout.has_chains else ds[layout.draws].expand_dims(chain=[0])
+    groups = {"/": xr.Dataset(attrs=ds.attrs), POSTERIOR: draws.to_dataset(name=POSTERIOR_VARIABLE)}
+    rest = ds.drop_vars(layout.draws).drop_attrs()
+    if rest.data_vars:
+        used = {dim for var in rest.data_vars.values() for dim in var.dims}
+        groups[layout.rest] = rest.drop_vars([c for c in rest.coords if c not in used])
+    return xr.DataTree.from_dict(groups)
+
+
+def _flat_dataset(tree: xr.DataTree, schema: ArtifactSchema, where: str) -> xr.Dataset:
+    """The flat dataset a stored tree holds (inverse of :func:`_stored_tree`)."""
+    layout = schema.layout
+    if layout is None:
+        return tree.to_dataset()
+    posterior = tree[POSTERIOR].to_dataset(inherit=False)
+    if list(posterior.data_vars) != [POSTERIOR_VARIABLE]:
         _fail(
-            where, schema, f"no {CHECKSUMS_ATTR!r} attribute (written by an older version: rerun)"
+            where,
+            schema,
+            f"group {POSTERIOR!r} holds {sorted(map(str, posterior.data_vars))}, "
+            f"expected only {POSTERIOR_VARIABLE!r}",
         )
-    recorded = json.loads(ds.attrs.pop(CHECKSUMS_ATTR))
+    draws = posterior[POSTERIOR_VARIABLE]
+    if not layout.has_chains and draws.sizes.get("chain") == 1:
+        draws = draws.isel(chain=0, drop=True)
+    groups = [draws.to_dataset(name=layout.draws)]
+    if layout.rest in tree.children:
+        groups.append(tree[layout.rest].to_dataset(inherit=False))
+    merged = xr.merge(groups, join="exact", compat="equals", combine_attrs="drop")
+    return merged.assign_attrs(tree.attrs)
+
+
+def _loaded_group(ds: xr.Dataset, group: str, schema: ArtifactSchema, where: str) -> xr.Dataset:
+    """``ds`` with every array loaded; one that cannot be decoded is an :class:`ArtifactError`
+    naming it."""
     for name, variable in ds.variables.items():
         try:
             variable.load()
         except Exception as err:  # a codec's or the store's error, whatever its type
-            _fail(where, schema, f"array {name!r} cannot be read ({type(err).__name__}: {err})")
-    actual = checksums(ds)
+            array = _array_path(group, name)
+            _fail(where, schema, f"array {array!r} cannot be read ({type(err).__name__}: {err})")
+    return ds
+
+
+def _load_and_verify(tree: xr.DataTree, schema: ArtifactSchema, where: str) -> xr.DataTree:
+    """Load every array of every group of ``tree`` and compare it with the checksum recorded
+    at write time; an array that cannot be decoded or does not match is an
+    :class:`ArtifactError` naming it."""
+    if CHECKSUMS_ATTR not in tree.attrs:
+        _fail(
+            where, schema, f"no {CHECKSUMS_ATTR!r} attribute (written by an older version: rerun)"
+        )
+    recorded = json.loads(tree.attrs[CHECKSUMS_ATTR])
+    loaded = xr.DataTree.from_dict(
+        {
+            node.path: _loaded_group(node.to_dataset(inherit=False), node.path, schema, where)
+            for node in tree.subtree
+        }
+    )
+    del loaded.attrs[CHECKSUMS_ATTR]
+    actual = checksums(loaded)
     if actual.keys() != recorded.keys():
         _fail(
             where, schema, f"arrays {sorted(actual)} differ from those written {sorted(recorded)}"
@@ -279,12 +392,12 @@ def _load_and_verify(ds: xr.Dataset, schema: ArtifactSchema, where: str) -> xr.D
     for name, digest in actual.items():
         if digest != recorded[name]:
             _fail(where, schema, f"array {name!r} differs from what was written (damaged chunk)")
-    return ds
+    return loaded
 
 
 def write(ds: xr.Dataset, path: str | os.PathLike[str], schema: ArtifactSchema) -> Path:
-    """Validate ``ds`` and write it atomically to the Zarr v3 store ``path``, with every array's
-    checksum.
+    """Validate ``ds`` and write it atomically to the Zarr v3 store ``path`` (as the ArviZ tree
+    of ``schema.layout``, if any), with every array's checksum.
 
     The store is written to a hidden staging sibling (its writer holds a lock on it, so stale
     staging folders of killed writers can be told from live ones), then swapped in under an
@@ -295,13 +408,13 @@ def write(ds: xr.Dataset, path: str | os.PathLike[str], schema: ArtifactSchema) 
     path = Path(path)
     ds = ds.assign_attrs(kind=schema.kind)
     validate(ds, schema, str(path))
-    ds = ds.assign_attrs({CHECKSUMS_ATTR: json_attr(checksums(ds))})
-    ds = _portable_strings(ds, schema.string_coords)
+    tree = _stored_tree(_portable_strings(ds, schema.string_coords), schema.layout)
+    tree.attrs[CHECKSUMS_ATTR] = json_attr(checksums(tree))
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_name(f".{path.name}{STAGING}{uuid.uuid4().hex}")
     with _locked(_lock_of(staging)):
         try:
-            ds.to_zarr(staging, mode="w-", zarr_format=3, consolidated=False)
+            tree.to_zarr(staging, mode="w-", zarr_format=3, consolidated=False)
             zarr.open_group(staging, mode="r+").attrs[COMPLETE_ATTR] = True
             with warnings.catch_warnings():
                 # Consolidated metadata is a zarr-python extension to v3; it lets plain
@@ -391,9 +504,18 @@ def _remove_stale(path: Path) -> None:
             _lock_of(staging).unlink(missing_ok=True)
 
 
+#: Why a ReferenceDraws or SampleSet store lacks its posterior group, and what to do.
+_STALE_LAYOUT = (
+    f"no {POSTERIOR!r} group: a store in the flat layout written before stores were ArviZ "
+    "posteriors; recompute it (delete it and rerun its step)"
+)
+
+
 def read(path: str | os.PathLike[str], schema: ArtifactSchema) -> xr.Dataset:
-    """Open, load, checksum and validate a store; raise :class:`ArtifactError` naming what is
-    wrong. A store whose overwrite was killed half-way is put back first (:func:`_recover`)."""
+    """Open, load, checksum and validate a store, and return its flat dataset (a tree store's
+    draws as ``draws`` or ``samples`` beside its other variables); raise :class:`ArtifactError`
+    naming what is wrong. A store whose overwrite was killed half-way is put back first
+    (:func:`_recover`)."""
     path = Path(path)
     if not path.exists() and _siblings(path, RETIRED):
         with _locked(_lock_of(path)):
@@ -401,15 +523,18 @@ def read(path: str | os.PathLike[str], schema: ArtifactSchema) -> xr.Dataset:
     if not (path / "zarr.json").is_file():
         raise ArtifactError(f"{schema.kind} store {path}: not a Zarr v3 store (no zarr.json)")
     try:
-        ds = xr.open_zarr(path, consolidated=True)
+        tree = xr.open_datatree(path, engine="zarr", consolidated=True)
     except (KeyError, ValueError, FileNotFoundError) as err:
         raise ArtifactError(f"{schema.kind} store {path}: unreadable ({err})") from err
-    if ds.attrs.get(COMPLETE_ATTR) is not True:
+    if tree.attrs.get(COMPLETE_ATTR) is not True:
         raise ArtifactError(
             f"{schema.kind} store {path}: incomplete write (no {COMPLETE_ATTR!r} mark)"
         )
-    ds.attrs.pop(COMPLETE_ATTR)
-    ds = _load_and_verify(ds, schema, str(path))
+    del tree.attrs[COMPLETE_ATTR]
+    _check_kind(tree.attrs, schema, str(path))
+    if schema.layout is not None and POSTERIOR not in tree.children:
+        _fail(str(path), schema, _STALE_LAYOUT)
+    ds = _flat_dataset(_load_and_verify(tree, schema, str(path)), schema, str(path))
     validate(ds, schema, str(path))
     return ds
 
@@ -425,12 +550,7 @@ def read_attrs(path: str | os.PathLike[str], schema: ArtifactSchema) -> dict[str
         raise ArtifactError(
             f"{schema.kind} store {path}: incomplete write (no {COMPLETE_ATTR!r} mark)"
         )
-    if attrs.get("kind") != schema.kind:
-        _fail(
-            str(path),
-            schema,
-            f"attribute 'kind' is {attrs.get('kind')!r}, expected {schema.kind!r}",
-        )
+    _check_kind(attrs, schema, str(path))
     return attrs
 
 
@@ -480,9 +600,10 @@ def reference_draws(
     **attrs: Any,
 ) -> xr.Dataset:
     """A ReferenceDraws dataset from an array of shape (chain, draw, param), with the sampler's
-    per-transition statistics (e.g. NUTS ``divergent``, ``lp``; each (chain, draw)) beside it."""
+    per-transition statistics beside it: each (chain, draw), named as ArviZ names them
+    (``diverging``, ``lp``, ...), of their :data:`SAMPLE_STAT_DTYPES` dtype, else float64."""
     stats = {
-        name: (("chain", "draw"), np.asarray(values, dtype=np.float64))
+        name: (("chain", "draw"), np.asarray(values, dtype=SAMPLE_STAT_DTYPES.get(name, "float64")))
         for name, values in (sample_stats or {}).items()
     }
     return xr.Dataset(

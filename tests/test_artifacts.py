@@ -23,13 +23,20 @@ def test_round_trip_preserves_values_and_attrs(tmp_path, sample_set_ds):
     assert back.attrs["code_hash"] == "abc" and back.attrs["kind"] == "SampleSet"
 
 
-def test_plain_open_zarr_is_warning_free(tmp_path, sample_set_ds):
-    """Stores are Zarr v3 with a spec'd string type: plain xarray.open_zarr raises no warning."""
+def test_plain_xarray_opens_a_store_warning_free(tmp_path, sample_set_ds):
+    """Stores are Zarr v3 with a spec'd string type: plain xarray opens the tree, and each of
+    its groups alone, with the parameter names and no warning."""
     path = artifacts.write(sample_set_ds, tmp_path / "s.zarr", artifacts.SAMPLE_SET)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        ds = xr.open_zarr(path)
-        assert ds.samples.shape == (50, 2)
+        tree = xr.open_datatree(path, engine="zarr")
+        posterior = xr.open_zarr(path, group="posterior")
+        training = xr.open_zarr(path, group="training")
+    assert tree["posterior"]["theta"].dims == ("chain", "draw", "param")
+    assert tree["posterior"]["theta"].shape == (1, 50, 2)
+    np.testing.assert_array_equal(posterior.theta.values[0], sample_set_ds.samples.values)
+    assert list(posterior.param.values) == list(training.param.values) == ["x[0]", "x[1]"]
+    assert training.checkpoint_samples.shape == (3, 10, 2)
     assert (path / "zarr.json").read_text().count('"zarr_format": 3') >= 1
 
 
@@ -141,12 +148,12 @@ KILL_SCRIPT = textwrap.dedent(
             real_replace(src, dst)
         os.replace = replace
     elif stage == "during-data":
-        real = xr.Dataset.to_zarr
+        real = xr.DataTree.to_zarr
         def partial(self, store, **kwargs):
             # write the metadata and half the data, then die
-            real(self.isel(draw=slice(0, 10)), store, **kwargs)
+            real(self.isel(draw=slice(0, 10), missing_dims="ignore"), store, **kwargs)
             die()
-        xr.Dataset.to_zarr = partial
+        xr.DataTree.to_zarr = partial
     else:
         zarr.consolidate_metadata = die  # after the data, before the completion mark is sealed
     ds = artifacts.sample_set(
@@ -248,7 +255,7 @@ def _chunks(store, array: str) -> list:
     return sorted(p for p in (store / array).rglob("*") if p.is_file() and p.name != "zarr.json")
 
 
-@pytest.mark.parametrize("array", ["samples", "checkpoint_samples"])
+@pytest.mark.parametrize("array", ["posterior/theta", "training/checkpoint_samples"])
 @pytest.mark.parametrize("damage", ["delete", "truncate", "flip"])
 def test_a_damaged_chunk_is_an_error_naming_store_and_array(
     tmp_path, sample_set_ds, array, damage
@@ -275,7 +282,7 @@ def test_evaluate_refuses_a_damaged_sample_set_instead_of_calling_it_diverged(
 ) -> None:
     """The CLI exits with the named error before scoring; no MetricSet is written."""
     path = artifacts.write(sample_set_ds, tmp_path / "s.zarr", artifacts.SAMPLE_SET)
-    _chunks(path, "samples")[0].unlink()
+    _chunks(path, "posterior/theta")[0].unlink()
     out = tmp_path / "m.zarr"
     proc = subprocess.run(
         [sys.executable, "-m", "sivi_engine", "evaluate", "--samples", str(path),
@@ -283,6 +290,6 @@ def test_evaluate_refuses_a_damaged_sample_set_instead_of_calling_it_diverged(
         capture_output=True, text=True,
     )  # fmt: skip
     assert proc.returncode != 0
-    assert f"SampleSet store {path}: array 'samples'" in proc.stderr
+    assert f"SampleSet store {path}: array 'posterior/theta'" in proc.stderr
     assert "Traceback" not in proc.stderr and "diverged" not in proc.stderr
     assert not out.exists()

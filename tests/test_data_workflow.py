@@ -68,7 +68,7 @@ def test_stan_reference_is_gated_and_keeps_sampler_statistics(data_run):
     assert diagnostics["gate"]["passed"] and diagnostics["gate"]["enforced"]
     assert diagnostics["max_rhat"] < 1.01 and diagnostics["divergences"] == 0
     assert ref.draws.shape == (4, 500, 22)
-    assert ref.divergent.shape == (4, 500) and not ref.divergent.values.any()
+    assert ref.diverging.shape == (4, 500) and not ref.diverging.values.any()
 
 
 @pytest.mark.slow

@@ -206,9 +206,16 @@ def test_stan_artifact_records_engine_gate_and_sample_stats(stan_reference):
     # lp__ and the torch log density are the same float64 function up to a constant.
     assert diagnostics["lp_mismatch"] < 1e-9
     assert ds.draws.shape == (4, 1000, 5)
-    for name in ("divergent", "treedepth", "energy", "lp"):
+    stats = ("diverging", "tree_depth", "n_steps", "step_size", "acceptance_rate", "energy", "lp")
+    for name in stats:  # ArviZ's names of Stan's sampler statistics
         assert ds[name].dims == ("chain", "draw")
-    assert ds.divergent.values.sum() == diagnostics["divergences"] == 0
+    assert ds.diverging.dtype == bool and ds.tree_depth.dtype == ds.n_steps.dtype == np.int64
+    assert ds.diverging.values.sum() == diagnostics["divergences"] == 0
+    assert np.all((ds.acceptance_rate.values >= 0) & (ds.acceptance_rate.values <= 1))
+    assert np.all(ds.n_steps.values >= 1)
+    # Adaptation ends with warmup: each chain keeps one step size for all its kept draws.
+    step_size = ds.step_size.values
+    assert np.all(step_size > 0) and np.all(step_size == step_size[:, :1])
     # The stored lp is Stan's lp__ of the stored draws: it differs from the target's log
     # density by a constant, draw by draw (float64 rounding of lp ≈ −10: 1e-9 is ample).
     target = make_target(TARGET)

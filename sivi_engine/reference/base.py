@@ -24,7 +24,8 @@ class ReferenceSettings:
 class ReferenceResult:
     draws: np.ndarray  # (chain, draw, param), float64
     diagnostics: dict[str, Any]
-    #: Per-transition sampler statistics, each (chain, draw) float64 (e.g. NUTS divergent, lp).
+    #: Per-transition sampler statistics, each (chain, draw), under ArviZ's names (e.g. NUTS
+    #: ``diverging``, ``lp``); stored with the dtypes of the ReferenceDraws schema.
     sample_stats: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
     #: Engine label recorded in the artifact (e.g. "stan-nuts/pystan"); None: the registered name.
     engine: str | None = None

@@ -63,10 +63,13 @@ from sivi_engine.targets.capabilities import StanModel
 PROGRAM_DIR = Path(__file__).resolve().parent.parent / "targets" / "stan"
 #: Environment variable holding the compile-cache root.
 CACHE_ENV = "SIVI_STAN_CACHE"
-#: Stored sample statistic -> Stan's output column.
+#: Stored sample statistic (ArviZ's name of it) -> Stan's output column.
 SAMPLE_STATS = {
-    "divergent": "divergent__",
-    "treedepth": "treedepth__",
+    "diverging": "divergent__",
+    "tree_depth": "treedepth__",
+    "n_steps": "n_leapfrog__",
+    "step_size": "stepsize__",
+    "acceptance_rate": "accept_stat__",
     "energy": "energy__",
     "lp": "lp__",
 }
@@ -317,7 +320,7 @@ class StanEngine(ReferenceEngine):
         run = BACKENDS[backend](program, target.stan_data(), target.dim, settings)
         label = f"stan-nuts/{backend}"
         stats = run.sample_stats
-        summary = summarise(run.draws, energy=stats["energy"], divergent=stats["divergent"])
+        summary = summarise(run.draws, energy=stats["energy"], divergent=stats["diverging"])
         mismatch = lp_mismatch(target, run.draws, stats["lp"])
         if not mismatch <= LP_CHECK_TOLERANCE:
             raise SettingsError(
@@ -332,7 +335,7 @@ class StanEngine(ReferenceEngine):
             "stan_program": program_file,
             "stan_program_sha256": hashlib.sha256(program.encode()).hexdigest()[:16],
             "draws_per_chain": settings.draws_per_chain,
-            "treedepth_saturated": int(np.sum(stats["treedepth"] >= settings.max_treedepth)),
+            "treedepth_saturated": int(np.sum(stats["tree_depth"] >= settings.max_treedepth)),
             "lp_mismatch": mismatch,
             "compile_seconds": run.compile_seconds,
             "sampling_seconds": run.sampling_seconds,
