@@ -230,8 +230,9 @@ def test_dry_run_of_the_paper_config_plans_every_target(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout + proc.stderr
-    # 8 analytic + 4 data targets; 10 seeds of 10 labels x 12 targets
-    for rule, count in {"reference": 12, "train": 1200, "evaluate": 1200, "report": 1}.items():
+    # 9 analytic + 6 data targets; 10 seeds of: 10 labels x 12 targets, the 5 of student_t1d,
+    # the 3 sequential DSIVI labels x 2 targets, 4 on each digits classifier (1390 runs)
+    for rule, count in {"reference": 15, "train": 1390, "evaluate": 1390, "report": 1}.items():
         assert any(line.split() == [rule, str(count)] for line in out.splitlines()), rule
 
 

@@ -34,9 +34,12 @@ def log_precision_log_density(u: Tensor, df: float) -> Tensor:
 
 
 def sample_log_precision(shape: tuple[int, ...], df: float, like: Tensor) -> Tensor:
-    """u = log α with α ~ Gamma(ν/2, rate ν/2), from torch's global generator."""
+    """u = log α with α ~ Gamma(ν/2, rate ν/2), from torch's global generator; α is kept above
+    the dtype's smallest normal number so that u is finite (float32, ν = 1:
+    P(α < 1.2e-38) ≈ 1e-19)."""
     concentration = torch.full(shape, df / 2, dtype=like.dtype, device=like.device)
-    return torch.distributions.Gamma(concentration, concentration).sample().log()
+    alpha = torch.distributions.Gamma(concentration, concentration).sample()
+    return alpha.clamp_min(torch.finfo(like.dtype).tiny).log()
 
 
 def conditional_normal_log_density(x: Tensor, u: Tensor) -> Tensor:
