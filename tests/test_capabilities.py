@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,46 +17,11 @@ from sivi_engine.settings import SettingsError
 from sivi_engine.steps.describe import describe
 from sivi_engine.steps.train import train
 from sivi_engine.targets import TARGETS, make_target
-from sivi_engine.targets.capabilities import HeldOutData, declared_capabilities
+from sivi_engine.targets.capabilities import HeldOutData
 from sivi_engine.targets.gaussian_mixtures import Gaussian
-from sivi_engine.targets.uci import UCI_DATASETS
+
 
 #: What each registered target declares (targets/*.py); a new target adds its row.
-EXPECTED = {
-    "banana": ["normalised"],
-    "banana_sivi": ["normalised"],
-    "x_shaped": ["mixture_components", "normalised"],
-    "multimodal": ["mixture_components", "normalised"],
-    "multimodal4": ["mixture_components", "normalised"],
-    "ring8": ["mixture_components", "normalised"],
-    "gmm1d": ["mixture_components", "normalised"],
-    "gaussian": ["mixture_components", "normalised"],
-    "student_t2d": ["infinite_variance", "normalised"],
-    "student_t1d": ["semi_implicit_density", "infinite_variance", "normalised"],
-    "linreg_conjugate": ["stan_program", "normalised"],
-    "blr_waveform": ["stan_program", "held_out_data"],
-    "blr_breast_cancer": ["stan_program", "held_out_data"],
-    "bnn_diabetes": ["stan_program", "held_out_data"],
-    "bnn_digits": ["held_out_data"],
-    "bnn_digits_hierarchical": ["held_out_data", "semi_implicit_density"],
-    "diffusion": ["stan_program", "latent_path"],
-    **{
-        f"bnn_{name}": ["stan_program", "held_out_data"]
-        for name in ("boston", "concrete", "energy", "kin8nm", "naval", "power", "protein")
-        + ("wine", "yacht")
-    },
-}
-#: The UCI tables the bnn_<data set> targets read (they have no default data folder).
-UCI_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "uci"
-
-
-def test_every_target_declares_what_it_offers() -> None:
-    assert sorted(TARGETS) == sorted(EXPECTED)
-    for name, expected in EXPECTED.items():
-        settings = {"data_dir": str(UCI_DATA)} if name in UCI_DATASETS else {}
-        assert declared_capabilities(make_target(name, settings)) == expected, name
-
-
 def test_a_capability_without_its_methods_is_refused_at_instantiation() -> None:
     class NoPredictive(Gaussian, HeldOutData):
         def test_response(self) -> np.ndarray:

@@ -172,11 +172,18 @@ def pairwise_conditional_log_prob(
     return -0.5 * squared + normaliser
 
 
+#: The K of :func:`elbo_sandwich`'s default bounds, and the diagnostics they are reported as.
+SANDWICH_KS = (10, 100, 1000)
+SANDWICH_DIAGNOSTICS = tuple(
+    f"elbo_{side}_k{k}" for k in SANDWICH_KS for side in ("lower", "upper")
+)
+
+
 @torch.no_grad()
 def elbo_sandwich(
     q: SemiImplicitGaussian,
     target: Target,
-    ks: tuple[int, ...] = (10, 100, 1000),
+    ks: tuple[int, ...] = SANDWICH_KS,
     num_samples: int = 1000,
 ) -> dict[str, float]:
     """Monte-Carlo lower and upper bounds on ELBO(q) = E_q[log p(x) − log q(x)] for each K in ks.

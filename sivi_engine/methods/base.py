@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from typing import ClassVar, Literal
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -132,6 +133,13 @@ class Method(abc.ABC):
     name: ClassVar[str]
     Settings: ClassVar[type[CommonSettings]] = CommonSettings
     unsupported_targets: ClassVar[dict[str, str]] = {}
+    #: The registered target and the settings (over the contract suite's short-run settings)
+    #: of a short run that exercises the method: the shared contract tests run every
+    #: registered method this way, so a new method needs no test list edited.
+    smoke_target: ClassVar[str] = "banana"
+    smoke_settings: ClassVar[Mapping[str, Any]] = {}
+    #: Names of the scalar diagnostics every fit reports (``FitResult.diagnostics``).
+    diagnostics: ClassVar[tuple[str, ...]] = ()
 
     def memory_need(self, settings: CommonSettings, dim: int) -> tuple[str, int] | None:
         """The setting that sizes this method's largest working array on a ``dim``-dimensional

@@ -43,7 +43,7 @@ from sivi_engine.families.laplace_mixture import (
     best_laplace_kl,
     laplace_kl_by_quadrature,
 )
-from sivi_engine.families.semi_implicit import elbo_sandwich
+from sivi_engine.families.semi_implicit import SANDWICH_DIAGNOSTICS, elbo_sandwich
 from sivi_engine.methods.base import FitResult, Method, Trace
 from sivi_engine.methods.registry import METHODS
 from sivi_engine.methods.semi_implicit_common import SemiImplicitSettings, build_family
@@ -187,6 +187,8 @@ def stage_bounds(q: nn.Module, target: Target, settings: DSIVISettings, stage: i
 class DSIVI(Method):
     name = "dsivi"
     Settings = DSIVISettings
+    smoke_settings = {"mixing_draws": 5}
+    diagnostics = SANDWICH_DIAGNOSTICS
 
     def fit_stage(
         self,

@@ -73,6 +73,7 @@ class GaussianVI(Method):
     """Shared fit of both Gaussian families; subclasses name the scale parametrisation."""
 
     Settings: ClassVar[type[GaussianVISettings]] = GaussianVISettings
+    diagnostics = ("elbo",)
 
     @staticmethod
     @abc.abstractmethod

@@ -64,6 +64,7 @@ import torch
 from torch import Tensor, nn
 
 from sivi_engine.families.semi_implicit import (
+    SANDWICH_DIAGNOSTICS,
     MixtureDraw,
     diagonal_normal_log_normaliser,
     elbo_sandwich,
@@ -390,6 +391,8 @@ def last(draws: Iterator[LayerDraw]) -> LayerDraw:
 class HKSIVI(Method):
     name = "hksivi"
     Settings = HKSIVISettings
+    smoke_settings = {"layers": 2}
+    diagnostics = SANDWICH_DIAGNOSTICS
 
     def fit(self, target: Target, settings: HKSIVISettings, device: torch.device) -> FitResult:
         n = settings.batch_size

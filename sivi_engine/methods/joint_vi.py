@@ -62,6 +62,8 @@ class JointVI(Method):
 
     name = "joint_vi"
     Settings = JointVISettings
+    smoke_target = "student_t1d"
+    diagnostics = ("elbo", "elbo_kl_term", "joint_elbo")
 
     def fit(self, target: Target, settings: JointVISettings, device: torch.device) -> FitResult:
         if not isinstance(target, SemiImplicitDensity):

@@ -35,7 +35,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from sivi_engine.families.semi_implicit import elbo_sandwich
+from sivi_engine.families.semi_implicit import SANDWICH_DIAGNOSTICS, elbo_sandwich
 from sivi_engine.kernels import KernelSettings, quadratic_form
 from sivi_engine.methods.base import FitResult, Method
 from sivi_engine.methods.registry import METHODS
@@ -121,6 +121,7 @@ def ksivi_loss(
 class KSIVI(Method):
     name = "ksivi"
     Settings = KSIVISettings
+    diagnostics = SANDWICH_DIAGNOSTICS
 
     def fit(self, target: Target, settings: KSIVISettings, device: torch.device) -> FitResult:
         q = build_family(target.dim, settings, device)

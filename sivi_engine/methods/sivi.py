@@ -20,7 +20,7 @@ import math
 import torch
 from torch import Tensor
 
-from sivi_engine.families.semi_implicit import elbo_sandwich
+from sivi_engine.families.semi_implicit import SANDWICH_DIAGNOSTICS, elbo_sandwich
 from sivi_engine.methods.base import FitResult, Method
 from sivi_engine.methods.registry import METHODS
 from sivi_engine.methods.semi_implicit_common import SemiImplicitSettings, build_family
@@ -61,6 +61,8 @@ def log_mixture_estimate(own: Tensor, others: Tensor) -> Tensor:
 class SIVI(Method):
     name = "sivi"
     Settings = SIVISettings
+    smoke_settings = {"mixing_draws": 5}
+    diagnostics = SANDWICH_DIAGNOSTICS
 
     def fit(self, target: Target, settings: SIVISettings, device: torch.device) -> FitResult:
         q = build_family(target.dim, settings, device)

@@ -34,6 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from sivi_engine.families.semi_implicit import (
+    SANDWICH_DIAGNOSTICS,
     ConditionalDraw,
     SemiImplicitGaussian,
     elbo_sandwich,
@@ -161,6 +162,7 @@ def score_network(dim: int, hidden: tuple[int, ...]) -> nn.Sequential:
 class SIVISM(Method):
     name = "sivi_sm"
     Settings = SIVISMSettings
+    diagnostics = SANDWICH_DIAGNOSTICS
 
     def fit(self, target: Target, settings: SIVISMSettings, device: torch.device) -> FitResult:
         dtype = settings.torch_dtype

@@ -234,6 +234,7 @@ def particle_draws(particles: Tensor, num_draws: int) -> Tensor:
 class SVGD(Method):
     name = "svgd"
     Settings = SVGDSettings
+    smoke_settings = {"num_particles": 20}
 
     def memory_need(self, settings: SVGDSettings, dim: int) -> tuple[str, int]:
         """The particles' Gram matrix and squared distances: 2 n² float64 entries."""

@@ -37,7 +37,11 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from sivi_engine.families.semi_implicit import SemiImplicitGaussian, elbo_sandwich
+from sivi_engine.families.semi_implicit import (
+    SANDWICH_DIAGNOSTICS,
+    SemiImplicitGaussian,
+    elbo_sandwich,
+)
 from sivi_engine.methods.base import FitResult, Method
 from sivi_engine.methods.registry import METHODS
 from sivi_engine.methods.semi_implicit_common import SemiImplicitSettings, build_family
@@ -198,6 +202,7 @@ def marginal_score(
 class UIVI(Method):
     name = "uivi"
     Settings = UIVISettings
+    diagnostics = (*SANDWICH_DIAGNOSTICS, "hmc_accept_rate", "hmc_step_size")
 
     def fit(self, target: Target, settings: UIVISettings, device: torch.device) -> FitResult:
         dtype = settings.torch_dtype
