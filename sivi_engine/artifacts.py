@@ -63,6 +63,8 @@ import numpy as np
 import xarray as xr
 import zarr
 
+from sivi_engine.metric_catalogue import variable_attrs
+
 COMPLETE_ATTR = "artifact_complete"
 CHECKSUMS_ATTR = "checksums"
 
@@ -104,7 +106,8 @@ class ArtifactSchema:
     ``prefixed_variables`` must have that key's spec (MetricSet curves); when
     ``extra_variables`` is set, any other variable must have that spec (MetricSet metrics).
     ``layout``: how the store is an ArviZ tree on disk (None: a flat store); the schema
-    describes the flat dataset either way.
+    describes the flat dataset either way. Every variable carries the attributes
+    ``variable_attrs``.
     """
 
     kind: str
@@ -114,6 +117,8 @@ class ArtifactSchema:
     extra_variables: VariableSpec | None = None
     prefixed_variables: Mapping[str, VariableSpec] = dataclasses.field(default_factory=dict)
     optional_variables: Mapping[str, VariableSpec] = dataclasses.field(default_factory=dict)
+    #: Attributes every variable must carry (a MetricSet's metric metadata).
+    variable_attrs: tuple[str, ...] = ()
     layout: PosteriorLayout | None = None
 
     def spec_of(self, name: str) -> VariableSpec | None:
@@ -237,6 +242,9 @@ METRIC_SET = ArtifactSchema(
             ("target", "method", "seed", "calibration_bin"), "float64"
         ),
     },
+    # what each metric means, which way is better, its kind and unit, as the code that
+    # computes it declares (sivi_engine.metric_catalogue); the report reads nothing else
+    variable_attrs=("description", "better", "hint", "kind", "unit", "bound", "legend_rank"),
 )
 
 SCHEMAS = {
@@ -285,6 +293,14 @@ def _check_variable(
         _fail(where, schema, f"variable {name!r} has dims {var.dims}, expected {spec.dims}")
     if var.dtype != np.dtype(spec.dtype):
         _fail(where, schema, f"variable {name!r} has dtype {var.dtype}, expected {spec.dtype}")
+    missing = [attr for attr in schema.variable_attrs if attr not in var.attrs]
+    if missing:
+        _fail(
+            where,
+            schema,
+            f"variable {name!r} lacks the attribute(s) {missing} (a store written before metrics "
+            "carried their metadata: evaluate the run again)",
+        )
 
 
 def _portable_strings(ds: xr.Dataset, names: Sequence[str]) -> xr.Dataset:
@@ -696,7 +712,9 @@ def metric_set(
     ``checkpoint`` an index 0..K−1. ``reliability`` maps names to M values, one per calibration
     bin; each becomes ``reliability_<name>`` on dims (target, method, seed, calibration_bin).
     The ``method`` coordinate holds the config label (e.g.
-    ``ksivi_u``); the registered method name is an attribute.
+    ``ksivi_u``); the registered method name is an attribute. Every variable carries its
+    metadata (:func:`sivi_engine.metric_catalogue.variable_attrs`: description, direction,
+    kind, unit, bound, legend rank).
     """
     run = ("target", "method", "seed")
     scalars = {
@@ -720,11 +738,16 @@ def metric_set(
     for dim, values in (("checkpoint", curve_values), ("calibration_bin", reliability_values)):
         if values:
             coords[dim] = np.arange(next(iter(values.values()))[1].shape[-1])
-    return xr.Dataset(scalars | curve_values | reliability_values, coords=coords, attrs=attrs)
+    ds = xr.Dataset(scalars | curve_values | reliability_values, coords=coords, attrs=attrs)
+    for name in ds.data_vars:
+        ds[name].attrs.update(variable_attrs(str(name)))
+    return ds
 
 
 def combine_metric_sets(datasets: Sequence[xr.Dataset], **attrs: Any) -> xr.Dataset:
     """Merge one-run MetricSets into one table; metrics missing for a run are NaN, and so are
     the curve points past a run's last checkpoint when runs have different checkpoint counts."""
-    merged = xr.merge([ds.drop_attrs() for ds in datasets], join="outer", compat="no_conflicts")
+    merged = xr.merge(
+        [ds.drop_attrs(deep=False) for ds in datasets], join="outer", compat="no_conflicts"
+    )
     return merged.assign_attrs(attrs)

@@ -11,7 +11,8 @@ import pytest
 import xarray as xr
 
 from sivi_engine import artifacts
-from sivi_engine.report import reproduction, tables
+from sivi_engine.metric_catalogue import variable_attrs
+from sivi_engine.report import legend, reproduction, tables
 from sivi_engine.settings import SettingsError
 
 
@@ -111,8 +112,12 @@ def anchor_lines(values: list[float], metric: str = "m", **flags: list[float]) -
     ],
 )
 def test_anchored_verdict_rule(metric, official, verdict) -> None:
-    # the hand-built table holds m only: the same values stand for the metric under test
-    combined = hand_built_table().rename({"m": metric}) if metric != "m" else hand_built_table()
+    # the hand-built table holds m only: the same values stand for the metric under test, with
+    # that metric's metadata
+    combined = hand_built_table()
+    if metric != "m":
+        combined = combined.rename({"m": metric})
+        combined[metric].attrs = variable_attrs(metric)
     row = reproduction_row("a", 0.0, metric=metric, anchor_repo="o/r", anchor_config="c.yml")
     table = reproduction.reproduction_table(
         reproduction.parse_rows({"reproduction": [row]}), combined, anchor_lines(official, metric)
@@ -121,22 +126,28 @@ def test_anchored_verdict_rule(metric, official, verdict) -> None:
     assert table.rows[0][5].endswith("(n=3) @0123456")
 
 
+def entry(name: str) -> legend.LegendEntry:
+    """The metadata a MetricSet carries for ``name``."""
+    return legend.entry(artifacts.metric_set({name: 0.0}, "t", "m", 0), name)
+
+
 def test_anchored_verdict_boundary_and_pooled_sd() -> None:
     project = tables.SeedSummary(1.0, 0.1, 4, ())
     official = tables.SeedSummary(1.5, 0.3, 2, ())
     # ((4−1)·0.01 + (2−1)·0.09) / (4 + 2 − 2) = 0.03 → s_pooled = 0.1732
     assert reproduction.pooled_sd(project, official) == pytest.approx(0.03**0.5)
-    assert reproduction.anchored_verdict(official, project, "mmd2") == "better"  # 0.5 > 0.346
+    mmd2, lpd = entry("mmd2"), entry("test_log_likelihood")
+    assert reproduction.anchored_verdict(official, project, mmd2) == "better"  # 0.5 > 0.346
     close = tables.SeedSummary(1.3, 0.3, 2, ())
-    assert reproduction.anchored_verdict(close, project, "mmd2") == "matches"  # 0.3 ≤ 0.346
-    assert reproduction.anchored_verdict(close, project, "test_log_likelihood") == "matches"
+    assert reproduction.anchored_verdict(close, project, mmd2) == "matches"  # 0.3 ≤ 0.346
+    assert reproduction.anchored_verdict(close, project, lpd) == "matches"
     one = tables.SeedSummary(1.3, math.nan, 1, ())
-    assert reproduction.anchored_verdict(one, project, "mmd2") == "n < 2"
+    assert reproduction.anchored_verdict(one, project, mmd2) == "n < 2"
     # two MMD² estimates at the noise floor: 4e-4 apart, 4 pooled sds, both below the bound 0
     at_floor = tables.SeedSummary(-5e-4, 1e-4, 3, ())
     near_floor = tables.SeedSummary(-1e-4, 1e-4, 3, ())
-    assert reproduction.anchored_verdict(at_floor, near_floor, "mmd2") == "matches"
-    assert reproduction.anchored_verdict(at_floor, near_floor, "test_log_likelihood") == "better"
+    assert reproduction.anchored_verdict(at_floor, near_floor, mmd2) == "matches"
+    assert reproduction.anchored_verdict(at_floor, near_floor, lpd) == "better"
 
 
 def test_official_runs_flagged_suspect_are_counted_not_averaged() -> None:

@@ -32,7 +32,7 @@ from sivi_engine.metrics import (
     reliability_curves,
 )
 from sivi_engine.metrics.predictive import expected_calibration_error, reliability_curve
-from sivi_engine.report import build_report, summaries, tables, views
+from sivi_engine.report import build_report, legend, summaries, views
 from sivi_engine.report import runs as rn
 from sivi_engine.report.document import NO_REPRODUCTION, NO_SUSPECT
 from sivi_engine.report.figures import reliability_figure
@@ -46,6 +46,11 @@ from sivi_engine.targets import make_target
 DATA_TARGETS = ("blr_waveform", "diffusion", "bnn_diabetes")
 DATA_DIVERGED = ("blr_waveform", "svgd", 0)  # a first-seed run: its panels carry the status
 N_DRAWS = 1000
+
+#: Metric metadata as every MetricSet carries it (header hints).
+METADATA = artifacts.metric_set(
+    dict.fromkeys(("test_log_likelihood", "accuracy", "ece", "rmse"), 0.0), "t", "m", 0
+)
 
 
 def laplace_posterior(target) -> tuple[np.ndarray, np.ndarray]:
@@ -287,7 +292,7 @@ def test_predictive_table_rows(data_report, data_views) -> None:
     }.items():
         text = section(md, name)
         assert "held-out predictive performance" in text
-        header = "| method | " + " | ".join(tables.header_cell(c) for c in columns) + " |"
+        header = "| method | " + " | ".join(legend.header_cell(METADATA, c) for c in columns) + " |"
         assert header in text
         rows = table_rows(text, header)
         assert list(rows) == ["reference (stan)", *LABELS]
@@ -400,8 +405,8 @@ def test_report_shows_the_calibration_bins_the_metric_used(bins_report) -> None:
     for line, prefix in zip(lines, ["reference_", ""]):
         assert line.data.curve.confidence.size <= BINS
         assert_line_is_stored(line.data, run, prefix)
-    legend = [t.get_text() for t in reliability_figure(lines).axes[0].get_legend().get_texts()]
-    assert legend[2] == f"svgd (ECE {float(run['ece']):.3f})"
+    entries = [t.get_text() for t in reliability_figure(lines).axes[0].get_legend().get_texts()]
+    assert entries[2] == f"svgd (ECE {float(run['ece']):.3f})"
 
     target = make_target("blr_waveform")
     draws = artifacts.read(stores.samples[0], artifacts.SAMPLE_SET)["samples"].values
@@ -415,7 +420,7 @@ def test_report_shows_the_calibration_bins_the_metric_used(bins_report) -> None:
     assert f"accuracy, ECE on {BINS} bins" in text
     assert f"({BINS} equal-width bins of P(y = 1))" in text
     header = "| method | " + " | ".join(
-        tables.header_cell(c) for c in ("test_log_likelihood", "accuracy", "ece")
+        legend.header_cell(METADATA, c) for c in ("test_log_likelihood", "accuracy", "ece")
     )
     assert table_rows(text, header)["svgd"][2] == f"{format_number(recomputed)} (n=1)"
 

@@ -128,7 +128,7 @@ def build_report(
         tables=tables.target_tables(combined),
         views=target_blocks,
         along_training=along_training,
-        legend=tables.legend_table(tables.reported_metrics(combined)),
+        legend=tables.legend_table(combined, tables.reported_metrics(combined)),
         versions=tables.key_value_table(("package", "version"), versions),
         config_text=config_text,
         reproduction=reproduced,

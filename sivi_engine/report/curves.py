@@ -18,6 +18,7 @@ import numpy as np
 import xarray as xr
 
 from sivi_engine.artifacts import CURVE_PREFIX, FLOOR_PREFIX
+from sivi_engine.report import legend
 from sivi_engine.report.tables import (
     ABSENT,
     EXCLUSIONS,
@@ -26,7 +27,6 @@ from sivi_engine.report.tables import (
     OK,
     Table,
     format_number,
-    header_cell,
     run_condition,
     seed_cell,
 )
@@ -255,7 +255,7 @@ def headline_table(ds: xr.Dataset, labels: Sequence[str]) -> Table:
     timed = has_quality_inputs(ds)
     header = (
         "method",
-        *(header_cell(m) for m in metrics),
+        *(legend.header_cell(ds, m) for m in metrics),
         *((f"seconds to {QUALITY_METRIC} ≤ τ (median)", "seeds reached") if timed else ()),
     )
     condition = run_condition(ds)

@@ -14,7 +14,8 @@ whose committed results file ``anchors.csv`` the report reads). The table gives:
 - a verdict. Against the official code when it ran: ``matches`` when
   |project − official| ≤ 2·s_pooled (s_pooled² = ((n₁−1)s₁² + (n₂−1)s₂²) / (n₁+n₂−2), the
   pooled seed sd), else ``better`` or ``worse`` in the metric's direction
-  (:mod:`~sivi_engine.report.metric_info`; ``differs`` for a metric without one); a
+  (its MetricSet metadata, :mod:`~sivi_engine.report.legend`; ``differs`` for a metric
+  without one); a
   divergence (KL, MMD²) whose two means are both ≤ 0 matches, as neither can be told from
   exact draws.
   Otherwise against the paper's figure:
@@ -38,7 +39,7 @@ import numpy as np
 import xarray as xr
 
 from sivi_engine.report import tables
-from sivi_engine.report.metric_info import info
+from sivi_engine.report.legend import LegendEntry, entry
 from sivi_engine.report.tables import MISSING, SeedSummary, Table
 from sivi_engine.settings import SettingsError
 
@@ -150,7 +151,7 @@ def improves(value: float, than: float, better: str) -> bool | None:
     return None
 
 
-def anchored_verdict(official: SeedSummary, project: SeedSummary, metric: str) -> str:
+def anchored_verdict(official: SeedSummary, project: SeedSummary, metric: LegendEntry) -> str:
     """Against the official code: :data:`MATCHES` when |project − official| ≤
     :data:`SPREAD_SDS` · :func:`pooled_sd`, else :data:`BETTER` or :data:`WORSE` by the
     metric's direction (:data:`DIFFERS` for a metric without one); :data:`FEW_SEEDS` when a
@@ -158,12 +159,12 @@ def anchored_verdict(official: SeedSummary, project: SeedSummary, metric: str) -
     its bound 0 matches: neither is distinguishable from exact draws."""
     if official.n < 2 or project.n < 2:
         return FEW_SEEDS
-    bound = info(metric).bound
+    bound = metric.bound
     if bound is not None and max(project.mean, official.mean) <= bound:
         return MATCHES
     if abs(project.mean - official.mean) <= SPREAD_SDS * pooled_sd(official, project):
         return MATCHES
-    better = improves(project.mean, official.mean, info(metric).better)
+    better = improves(project.mean, official.mean, metric.better)
     return DIFFERS if better is None else BETTER if better else WORSE
 
 
@@ -261,7 +262,7 @@ def reproduction_table(
         if seeds is None:
             judged = NOT_RUN
         elif official is not None:
-            judged = anchored_verdict(official[0], seeds, row.metric)
+            judged = anchored_verdict(official[0], seeds, entry(combined, row.metric))
         elif row.paper is None and row.anchor_repo is not None:
             judged = NO_OFFICIAL
         else:

@@ -137,7 +137,11 @@ def read_run(
     diverged, suspect = status != "ok" or _flag(metrics, "diverged"), _flag(metrics, "suspect")
     metrics = metrics.assign(
         {
-            name: (("target", "method", "seed"), np.full((1, 1, 1), float(value)))
+            name: xr.DataArray(
+                np.full((1, 1, 1), float(value)),
+                dims=("target", "method", "seed"),
+                attrs=metrics[name].attrs if name in metrics.data_vars else {},
+            )
             for name, value in (("diverged", diverged), ("suspect", suspect))
         }
     )

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import xarray as xr
 
-from sivi_engine.report import curves, tables
+from sivi_engine.report import curves, legend, tables
 from sivi_engine.report import figures as fig
 from sivi_engine.report.render import Block, Paragraph, TableBlock
 
@@ -122,7 +122,7 @@ def exact_kl_blocks(data: TargetData) -> list[Block]:
         for label in labels
     ]
     panel = fig.CurvePanel(
-        tables.header_cell(EXACT_KL), "iteration", lines, {fig.OPTIMUM_LEVEL: optimum}
+        legend.header_cell(data.metrics, EXACT_KL), "iteration", lines, {fig.OPTIMUM_LEVEL: optimum}
     )
     caption = (
         f"{data.name}: KL(q‖p) along training, by Monte Carlo with both exact log-densities at "
@@ -135,7 +135,7 @@ def exact_kl_blocks(data: TargetData) -> list[Block]:
         (label, *(summary_cell(ok_values(data.metrics, label, c)) for c in columns))
         for label in labels
     )
-    table = tables.Table(("method", *map(tables.header_cell, columns)), rows)
+    table = tables.Table(("method", *(legend.header_cell(data.metrics, c) for c in columns)), rows)
     note = Paragraph(
         f"{data.name}: final KL(q‖p), mean ± sd over ok seeds; the family's optimum by "
         f"quadrature is {tables.format_number(optimum, 4)}."
@@ -162,5 +162,5 @@ def elbo_blocks(data: TargetData) -> list[Block]:
         "the methods whose q has an explicit density (Gaussian VI, joint VI, DSIVI with a "
         "Gaussian q)"
     )
-    table = tables.Table(("method", *map(tables.header_cell, columns)), rows)
+    table = tables.Table(("method", *(legend.header_cell(data.metrics, c) for c in columns)), rows)
     return [Paragraph(caption), TableBlock(table)]

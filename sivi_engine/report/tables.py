@@ -11,23 +11,10 @@ import pandas as pd
 import xarray as xr
 
 from sivi_engine.artifacts import FLOOR_PREFIX
-from sivi_engine.report import metric_info
+from sivi_engine.report import legend
 
 MISSING = "—"
 
-#: Per-run variables of a MetricSet that describe the run rather than score it: the sanity gate's
-#: verdict, the divergence flag, the number of q draws scored and the reference draws' own
-#: predictive scores. They stay out of the metric tables and the legend; the CSV keeps them.
-RUN_STATUS_VARIABLES = (
-    "suspect",
-    "diverged",
-    "scored_draws",
-    "reference_test_log_likelihood",
-    "reference_accuracy",
-    "reference_rmse",
-    "reference_ece",
-    "reference_ood_auroc",
-)
 
 #: Dimension of the per-checkpoint curves of a MetricSet (``curve_*`` variables): the tables,
 #: the CSV and the run conditions read the final-iteration variables only
@@ -80,10 +67,10 @@ def mean_sd(values: np.ndarray) -> tuple[float, float, int]:
     return mean, sd, n
 
 
-def is_metric(name: str) -> bool:
-    """Whether a MetricSet variable scores the run (not one of :data:`RUN_STATUS_VARIABLES`
-    nor a reference floor)."""
-    return name not in RUN_STATUS_VARIABLES and not name.startswith(FLOOR_PREFIX)
+def is_metric(ds: xr.Dataset, name: str) -> bool:
+    """Whether a MetricSet variable scores the run: its metadata's kind is not ``status`` (the
+    run's flags, draw counts, the reference's own scores) and it is no reference floor."""
+    return not legend.is_status(ds, name) and not name.startswith(FLOOR_PREFIX)
 
 
 #: Dims of a MetricSet's per-run scalars (the final-iteration metrics and flags).
@@ -153,14 +140,9 @@ def reported_metrics(ds: xr.Dataset) -> list[str]:
     """The final-iteration metrics of ``ds`` (not its run-status variables, floors or curves)
     that have a value somewhere, in legend order."""
     ds = final_variables(ds)
-    return metric_info.ordered(
-        name for name in ds.data_vars if is_metric(name) and bool(ds[name].notnull().any())
+    return legend.ordered(
+        ds, (name for name in ds.data_vars if is_metric(ds, name) and has_values(ds, name))
     )
-
-
-def header_cell(metric: str) -> str:
-    """Metric name followed by its direction hint, e.g. ``kl_qp_knn ↓``."""
-    return f"{metric} {metric_info.info(metric).hint}".rstrip()
 
 
 def target_table(ds: xr.Dataset) -> Table:
@@ -178,7 +160,7 @@ def target_table(ds: xr.Dataset) -> Table:
         cells = [seed_cell(ds[m].sel({"method": label}).values, runs) for m in metrics]
         if any(cell != MISSING for cell in cells):
             rows.append((str(label), *cells))
-    return Table(("method", *(header_cell(m) for m in metrics)), tuple(rows))
+    return Table(("method", *(legend.header_cell(ds, m) for m in metrics)), tuple(rows))
 
 
 def target_tables(combined: xr.Dataset) -> dict[str, Table]:
@@ -211,7 +193,7 @@ def predictive_table(
 
     present = [
         m
-        for m in metric_info.ordered(PREDICTIVE_METRICS)
+        for m in legend.ordered(ds, PREDICTIVE_METRICS)
         if not math.isnan(reference.get(m, math.nan)) or has_values(ds, m)
     ]
     rows = []
@@ -227,7 +209,7 @@ def predictive_table(
             for m in present
         ]
         rows.append((str(label), *cells))
-    return Table(("method", *(header_cell(m) for m in present)), tuple(rows))
+    return Table(("method", *(legend.header_cell(ds, m) for m in present)), tuple(rows))
 
 
 def tidy_frame(combined: xr.Dataset) -> pd.DataFrame:
@@ -235,8 +217,9 @@ def tidy_frame(combined: xr.Dataset) -> pd.DataFrame:
     diverged runs included): columns target, method, seed, the run-status variables present
     (suspect and diverged first), the metrics in legend order, then the reference floors."""
     combined = final_variables(combined)
-    status = [name for name in RUN_STATUS_VARIABLES if name in combined.data_vars]
-    metrics = metric_info.ordered(name for name in combined.data_vars if is_metric(name))
+    names = [str(name) for name in combined.data_vars if not name.startswith(FLOOR_PREFIX)]
+    status = legend.ordered(combined, (n for n in names if legend.is_status(combined, n)))
+    metrics = legend.ordered(combined, (n for n in names if is_metric(combined, n)))
     floors = sorted(name for name in combined.data_vars if name.startswith(FLOOR_PREFIX))
     columns = status + metrics + floors
     frame = combined[columns].to_dataframe().reset_index()
@@ -246,12 +229,11 @@ def tidy_frame(combined: xr.Dataset) -> pd.DataFrame:
     return frame[["target", "method", "seed", *columns]].reset_index(drop=True)
 
 
-def legend_table(metrics: Sequence[str]) -> Table:
-    """Metric, meaning and which way is better, for ``metrics`` in legend order."""
-    rows = tuple(
-        (m, metric_info.info(m).description, metric_info.info(m).better)
-        for m in metric_info.ordered(metrics)
-    )
+def legend_table(ds: xr.Dataset, metrics: Sequence[str]) -> Table:
+    """Metric, meaning and which way is better, for ``metrics`` of ``ds`` in legend order, from
+    the metadata each variable carries."""
+    entries = {m: legend.entry(ds, m) for m in legend.ordered(ds, metrics)}
+    rows = tuple((m, e.description, e.better) for m, e in entries.items())
     return Table(("metric", "meaning", "better"), rows)
 
 

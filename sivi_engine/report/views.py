@@ -41,7 +41,7 @@ from matplotlib.figure import Figure
 
 from sivi_engine import artifacts
 from sivi_engine.metrics.predictive import ReliabilityCurve
-from sivi_engine.report import curves, seed_experiments, summaries, tables
+from sivi_engine.report import curves, legend, seed_experiments, summaries, tables
 from sivi_engine.report import figures as fig
 from sivi_engine.report import runs as rn
 from sivi_engine.report.render import Block, Collapsed, Image, Paragraph, TableBlock
@@ -405,7 +405,7 @@ def curve_panels(data: TargetData) -> list[fig.CurvePanel]:
     titles = {label: label for label in data.labels}
     return [
         fig.CurvePanel(
-            tables.header_cell(metric),
+            legend.header_cell(data.metrics, metric),
             xlabel,
             curve_lines(data, metric, clock, titles),
             curve_levels(data.metrics, metric),
@@ -452,7 +452,7 @@ def ksivi_estimator_panels(data: TargetData) -> list[fig.CurvePanel]:
     titles = {label: f"{label} ({estimator})" for label, estimator in estimators.items()}
     return [
         fig.CurvePanel(
-            tables.header_cell(metric),
+            legend.header_cell(data.metrics, metric),
             "iteration",
             curve_lines(data, metric, curves.ITERATION, titles),
             curve_levels(data.metrics, metric),

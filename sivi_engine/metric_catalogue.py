@@ -1,4 +1,14 @@
-"""What each metric means and which way is better: the report's legend and column order."""
+"""What each metric of a MetricSet means, which way is better, what kind of quantity it is and
+its unit, for the metrics package, the evaluation's run status, the methods' diagnostics and
+the targets' held-out scores, and stored with the metric: every MetricSet variable carries
+:func:`variable_attrs` from its construction (:func:`sivi_engine.artifacts.metric_set`), the
+schema requires them, and the report reads those attributes only
+(``sivi_engine/report/legend.py``), never this module. Pure Python: the artifacts module
+imports it, torch and scipy unloaded.
+
+Kinds: ``score`` (how good q is: the tables' columns), ``diagnostic`` (a method's or an
+estimator's own quantity, e.g. the ELBO sandwich, the MMD bandwidth), ``status`` (about the run
+rather than q: its flags, draw counts, the reference's own scores and noise floors)."""
 
 from __future__ import annotations
 
@@ -17,6 +27,12 @@ class MetricInfo:
     better: str
     hint: str  # short marker for table headers: ↓, ↑, ≈1, ...
     bound: float | None = None
+    kind: str = "score"
+    unit: str = ""
+
+    def marked(self, kind: str, unit: str = "") -> MetricInfo:
+        """This entry as another kind (and unit)."""
+        return dataclasses.replace(self, kind=kind, unit=unit or self.unit)
 
 
 def _lower(description: str) -> MetricInfo:
@@ -69,9 +85,11 @@ METRIC_INFO: dict[str, MetricInfo] = {
         "↓",
         bound=0.0,
     ),
-    "mmd_bandwidth": MetricInfo(
-        "Gaussian-kernel bandwidth used by mmd2 (median heuristic on the reference)", "—", ""
-    ),
+    "mmd_bandwidth": (
+        MetricInfo(
+            "Gaussian-kernel bandwidth used by mmd2 (median heuristic on the reference)", "—", ""
+        )
+    ).marked("diagnostic"),
     "corr_max_abs_diff": _lower("largest |Δρ| over all pairwise correlations, q vs reference"),
     "corr_pearson_r": _ideal(
         "Pearson r between the pairwise correlations of q and of the reference (d ≥ 3)", 1
@@ -126,51 +144,73 @@ METRIC_INFO: dict[str, MetricInfo] = {
         "AUROC of the posterior predictive's entropy separating shifted test inputs (the"
         " target's out-of-distribution set, e.g. rotated images) from the test inputs"
     ),
-    "reference_test_log_likelihood": MetricInfo(
-        "test_log_likelihood of the reference draws (as many as q's)", "—", ""
+    "suspect": (
+        _lower(
+            "1 when the run diverged or failed the sanity gate (reasons in the MetricSet attribute"
+            " suspect_reasons), else 0"
+        )
+    ).marked("status"),
+    "diverged": (_lower("1 when training did not end ok or left non-finite draws, else 0")).marked(
+        "status"
     ),
-    "reference_accuracy": MetricInfo("accuracy of the reference draws (as many as q's)", "—", ""),
-    "reference_rmse": MetricInfo("rmse of the reference draws (as many as q's)", "—", ""),
-    "reference_ece": MetricInfo("ece of the reference draws (as many as q's)", "—", ""),
-    "reference_ood_auroc": MetricInfo("ood_auroc of the reference draws (as many as q's)", "—", ""),
-    "suspect": _lower(
-        "1 when the run diverged or failed the sanity gate (reasons in the MetricSet attribute"
-        " suspect_reasons), else 0"
+    "scored_draws": (
+        MetricInfo("number of q's draws scored (evaluation setting num_draws)", "—", "")
+    ).marked("status"),
+    "reference_test_log_likelihood": (
+        MetricInfo("test_log_likelihood of the reference draws (as many as q's)", "—", "")
+    ).marked("status"),
+    "reference_accuracy": (
+        MetricInfo("accuracy of the reference draws (as many as q's)", "—", "")
+    ).marked("status"),
+    "reference_rmse": (MetricInfo("rmse of the reference draws (as many as q's)", "—", "")).marked(
+        "status"
     ),
-    "diverged": _lower("1 when training did not end ok or left non-finite draws, else 0"),
-    "scored_draws": MetricInfo(
-        "number of q's draws scored (evaluation setting num_draws)", "—", ""
+    "reference_ece": (MetricInfo("ece of the reference draws (as many as q's)", "—", "")).marked(
+        "status"
     ),
-    "wall_seconds": _lower("training wall-clock time in seconds"),
-    "hmc_accept_rate": MetricInfo(
-        "UIVI: mean HMC acceptance rate of the reverse conditional", "—", ""
-    ),
-    "hmc_step_size": MetricInfo("UIVI: adapted HMC step size", "—", ""),
-    "kl_qp_exact": _divergence(
-        "KL(q‖p) by Monte Carlo over q's draws with both exact log-densities (an explicit q: "
-        "DSIVI's Laplace family; method setting kl_samples draws)"
-    ),
+    "reference_ood_auroc": (
+        MetricInfo("ood_auroc of the reference draws (as many as q's)", "—", "")
+    ).marked("status"),
+    "wall_seconds": (_lower("training wall-clock time in seconds")).marked("score", "s"),
+    "hmc_accept_rate": (
+        MetricInfo("UIVI: mean HMC acceptance rate of the reverse conditional", "—", "")
+    ).marked("diagnostic"),
+    "hmc_step_size": (MetricInfo("UIVI: adapted HMC step size", "—", "")).marked("diagnostic"),
+    "kl_qp_exact": (
+        _divergence(
+            "KL(q‖p) by Monte Carlo over q's draws with both exact log-densities (an explicit q: "
+            "DSIVI's Laplace family; method setting kl_samples draws)"
+        )
+    ).marked("diagnostic"),
     "kl_qp_quadrature": _divergence(
         "KL(q‖p) of the fitted explicit 1-D q by adaptive quadrature (exact up to 1e-8)"
     ),
-    "kl_qp_family_optimum": MetricInfo(
-        "least KL(q‖p) over q's family by quadrature and Nelder–Mead: the floor any fit of "
-        "that family can reach",
-        "—",
-        "",
-        bound=0.0,
-    ),
-    "elbo": _higher(
-        "ELBO(q) = E_q[log p(x)] + H(q) of an explicit Gaussian q by Monte Carlo, with the "
-        "target's closed-form density (the marginal ELBO of a hierarchical model)"
-    ),
-    "elbo_kl_term": _lower(
-        "the ELBO's KL term KL(q‖π) against the closed-form semi-implicit factor π (a prior)"
-    ),
-    "joint_elbo": _higher(
-        "joint VI's objective E[log ℓ(x) + log π(x | u) + log π(u)] + H(q(x)) + H(q(u)), a "
-        "lower bound on the marginal ELBO"
-    ),
+    "kl_qp_family_optimum": (
+        MetricInfo(
+            "least KL(q‖p) over q's family by quadrature and Nelder–Mead: the floor any fit of "
+            "that family can reach",
+            "—",
+            "",
+            bound=0.0,
+        )
+    ).marked("diagnostic"),
+    "elbo": (
+        _higher(
+            "ELBO(q) = E_q[log p(x)] + H(q) of an explicit Gaussian q by Monte Carlo, with the "
+            "target's closed-form density (the marginal ELBO of a hierarchical model)"
+        )
+    ).marked("diagnostic"),
+    "elbo_kl_term": (
+        _lower(
+            "the ELBO's KL term KL(q‖π) against the closed-form semi-implicit factor π (a prior)"
+        )
+    ).marked("diagnostic"),
+    "joint_elbo": (
+        _higher(
+            "joint VI's objective E[log ℓ(x) + log π(x | u) + log π(u)] + H(q(x)) + H(q(u)), a "
+            "lower bound on the marginal ELBO"
+        )
+    ).marked("diagnostic"),
 }
 
 #: Families of numbered metrics: name pattern → legend entry built from the number.
@@ -182,9 +222,13 @@ PATTERNS: dict[str, Callable[[str], MetricInfo]] = {
     ),
     r"elbo_lower_k(\d+)": lambda k: _higher(
         f"SIVI lower bound on the ELBO with K = {k} mixing draws (Yin & Zhou; DSIVI)"
-    ),
+    ).marked("diagnostic", "nats"),
     r"elbo_upper_k(\d+)": lambda k: MetricInfo(
-        f"DSIVI upper bound on the ELBO with K = {k} mixing draws", "closest to the lower bound", ""
+        f"DSIVI upper bound on the ELBO with K = {k} mixing draws",
+        "closest to the lower bound",
+        "",
+        kind="diagnostic",
+        unit="nats",
     ),
     r"kl_lower_stage(\d+)": lambda s: MetricInfo(
         f"DSIVI's sequential approximation: lower bound on KL(q_{s}‖p) after stage {s} "
@@ -192,6 +236,8 @@ PATTERNS: dict[str, Callable[[str], MetricInfo]] = {
         "lower",
         "↓",
         bound=0.0,
+        kind="diagnostic",
+        unit="nats",
     ),
     r"kl_upper_stage(\d+)": lambda s: MetricInfo(
         f"DSIVI's sequential approximation: upper bound on KL(q_{s}‖p) after stage {s} "
@@ -199,6 +245,8 @@ PATTERNS: dict[str, Callable[[str], MetricInfo]] = {
         "lower",
         "↓",
         bound=0.0,
+        kind="diagnostic",
+        unit="nats",
     ),
 }
 
@@ -230,3 +278,65 @@ def ordered(names: Iterable[str]) -> list[str]:
     names = set(names)
     rest = sorted(names - METRIC_INFO.keys(), key=lambda n: (*_pattern_key(n), n))
     return [n for n in METRIC_INFO if n in names] + rest
+
+
+#: What a MetricSet variable's prefix says of it: a curve is its metric at every checkpoint, a
+#: floor the reference's own value of the metric at a checkpoint's draw count.
+CURVE_PREFIX, FLOOR_PREFIX, RELIABILITY_PREFIX = "curve_", "floor_", "reliability_"
+#: The clocks of the curves (``curve_iteration``, ``curve_seconds``).
+CLOCKS = {
+    "iteration": MetricInfo("training iteration of each checkpoint", "—", "", kind="status"),
+    "seconds": MetricInfo(
+        "training-loop seconds at each checkpoint", "—", "", kind="status", unit="s"
+    ),
+}
+
+
+def variable_info(name: str) -> MetricInfo:
+    """The entry of a MetricSet variable: a metric's own, a curve's (its metric's, or a clock's),
+    a floor's (a status: the reference's noise floor of its metric), a reliability curve's."""
+    if name.startswith(CURVE_PREFIX):
+        metric = name.removeprefix(CURVE_PREFIX)
+        return CLOCKS.get(metric) or info(metric)
+    if name.startswith(FLOOR_PREFIX):
+        metric = name.removeprefix(FLOOR_PREFIX)
+        return dataclasses.replace(
+            info(metric),
+            description=f"{metric} of disjoint reference draws, as many as a checkpoint's: the "
+            "noise floor an exact q would score",
+            kind="status",
+        )
+    if name.startswith(RELIABILITY_PREFIX):
+        return MetricInfo(
+            f"reliability curve per calibration bin: {name.removeprefix(RELIABILITY_PREFIX)}",
+            "—",
+            "",
+            kind="status",
+        )
+    return info(name)
+
+
+def variable_attrs(name: str) -> dict[str, str | float | int]:
+    """The attributes the evaluation stores on a MetricSet variable: ``description``,
+    ``better``, ``hint``, ``kind``, ``unit``, ``bound`` (NaN when unbounded) and
+    ``legend_rank``, its place in the legend's order."""
+    entry = variable_info(name)
+    base = name.removeprefix(CURVE_PREFIX).removeprefix(FLOOR_PREFIX)
+    return {
+        "description": entry.description,
+        "better": entry.better,
+        "hint": entry.hint,
+        "kind": entry.kind,
+        "unit": entry.unit,
+        "bound": float("nan") if entry.bound is None else entry.bound,
+        "legend_rank": legend_rank(base),
+    }
+
+
+def legend_rank(name: str) -> int:
+    """Position in the legend: listed metrics first in :data:`METRIC_INFO` order, then the
+    numbered families by family and number, then the rest (alphabetically, by the reader)."""
+    if name in METRIC_INFO:
+        return list(METRIC_INFO).index(name)
+    family, number = _pattern_key(name)
+    return len(METRIC_INFO) + 1000 * family + min(number, 999)
