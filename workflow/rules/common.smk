@@ -197,22 +197,24 @@ def report_code_hash():
     return provenance.report_code_hash()
 
 
-#: CommonSettings.num_draws (sivi_engine/methods/base.py): a run's draws when no setting says.
-DEFAULT_NUM_DRAWS = 10000
-
-
 def scored_draws(target):
-    """Draws every run on `target` is scored on: the fewest any label there produces."""
-    return min(
-        train_settings(target, label).get("num_draws", DEFAULT_NUM_DRAWS)
+    """Draws every run on `target` is scored on (at most): the fewest that the config asks any
+    label there for, or None where it asks none for a number (each run's own draws: the method's
+    and target's defaults, the same for every run on the target)."""
+    asked = [
+        train_settings(target, label).get("num_draws")
         for label in LABELS
         if target in label_targets(label) and not unsupported_reason(target, label)
-    )
+    ]
+    asked = [draws for draws in asked if draws is not None]
+    return min(asked) if asked else None
 
 
 def evaluation_set_args(wildcards):
     """Evaluation settings; `num_draws` defaults to the target's `scored_draws`."""
-    return set_args({"num_draws": scored_draws(wildcards.target), **config["evaluation"]})
+    draws = scored_draws(wildcards.target)
+    scored = {} if draws is None else {"num_draws": draws}
+    return set_args({**scored, **config["evaluation"]})
 
 
 def all_metric_sets():
