@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -75,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
         "list", help="list registered targets, methods, engines or metrics"
     )
     listing.add_argument("what", choices=sorted(REGISTRY_MODULES))
+    commands.add_parser(
+        "spec", help="the registries as JSON: modules, settings and declarations (the workflow's)"
+    )
 
     ref = commands.add_parser("reference", help="draw reference draws of a target")
     _add_target(ref)
@@ -163,6 +167,12 @@ def _list(args: argparse.Namespace, overrides: dict) -> None:
     print("\n".join(getattr(importlib.import_module(module), name).names()))
 
 
+def _spec(args: argparse.Namespace, overrides: dict) -> None:
+    from sivi_engine.spec import collect
+
+    print(json.dumps(collect(), sort_keys=True))
+
+
 def _integer_from(minimum: int) -> Callable[[str], int]:
     """An argparse type: an integer ≥ ``minimum`` (a bad one is a usage error naming the
     option)."""
@@ -234,6 +244,7 @@ def _report(args: argparse.Namespace, overrides: dict) -> None:
 
 HANDLERS = {
     "list": _list,
+    "spec": _spec,
     "reference": _reference,
     "describe": _describe,
     "train": _train,

@@ -53,7 +53,6 @@ class _SourceFacts:
 
     imports: tuple[str, ...]  # ``a.b`` of ``import a.b`` and ``a.b.c`` of ``from a.b import c``
     from_modules: frozenset[str]  # ``a.b`` of each ``from a.b import c``
-    registrations: tuple[str, ...]  # names of ``@REGISTRY.register("name")`` decorators
     stan_files: tuple[str, ...]  # string constants ending in ``.stan``
 
 
@@ -61,32 +60,20 @@ class _SourceFacts:
 def _source_facts(source: str) -> _SourceFacts:
     """Cached by source text: the workflow hashes the same few dozen files for every job of
     the grid (1180 training jobs in the paper config)."""
-    imports, from_modules, registrations, stan_files = [], set(), [], []
+    imports, from_modules, stan_files = [], set(), []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             imports += [a.name for a in node.names if a.name.startswith(PACKAGE)]
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(PACKAGE):
             from_modules.add(node.module)
             imports += [f"{node.module}.{alias.name}" for alias in node.names]
-        elif isinstance(node, (ast.ClassDef, ast.FunctionDef)):
-            registrations += [
-                decorator.args[0].value
-                for decorator in node.decorator_list
-                if isinstance(decorator, ast.Call)
-                and isinstance(decorator.func, ast.Attribute)
-                and decorator.func.attr == "register"
-                and decorator.args
-                and isinstance(decorator.args[0], ast.Constant)
-            ]
         elif (
             isinstance(node, ast.Constant)
             and isinstance(node.value, str)
             and node.value.endswith(".stan")
         ):
             stan_files.append(node.value)
-    return _SourceFacts(
-        tuple(imports), frozenset(from_modules), tuple(registrations), tuple(stan_files)
-    )
+    return _SourceFacts(tuple(imports), frozenset(from_modules), tuple(stan_files))
 
 
 def _imported_modules(path: Path) -> set[str]:
@@ -192,17 +179,13 @@ def settings_hash(*parts: str) -> str:
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:16]
 
 
-def registered_modules(subpackage: str) -> dict[str, str]:
-    """Registered name → defining module for one registry package (``methods``, ``targets``,
-    ``reference``), read statically from ``@REGISTRY.register("name")`` decorators.
+def registered_modules(kind: str) -> dict[str, str]:
+    """Registered name → defining module for one registry (``methods``, ``targets``,
+    ``reference``), from the registries themselves (:func:`sivi_engine.spec.registry_spec`,
+    cached per package source: the workflow computes code hashes without importing torch)."""
+    from sivi_engine import spec
 
-    No module is imported, so the workflow computes code hashes without loading torch.
-    """
-    found: dict[str, str] = {}
-    for path in sorted((PACKAGE_ROOT / subpackage).glob("*.py")):
-        module = f"{PACKAGE}.{subpackage}.{path.stem}"
-        found.update(dict.fromkeys(_source_facts(source_text(path)).registrations, module))
-    return found
+    return spec.registered_modules(kind)
 
 
 #: What every job runs: ``python -m sivi_engine`` and the command line, which imports the step

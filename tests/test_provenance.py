@@ -116,3 +116,19 @@ def test_source_text_is_reread_when_the_file_changes(tmp_path: Path) -> None:
     assert provenance.source_text(path) == "A = 1\n"
     path.write_text("A = 22\n")  # a different size, whatever the clock's resolution
     assert provenance.source_text(path) == "A = 22\n"
+
+
+def test_the_spec_cache_is_keyed_by_every_source_file(tmp_path) -> None:
+    """Editing, adding or renaming any module changes the fingerprint the workflow's registry
+    spec is cached under, so a stale spec is never read."""
+    from sivi_engine.spec import source_fingerprint
+
+    (tmp_path / "a.py").write_text("X = 1\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.py").write_text("Y = 2\n")
+    first = source_fingerprint(tmp_path)
+    assert source_fingerprint(tmp_path) == first
+    (tmp_path / "sub" / "b.py").write_text("Y = 3\n")
+    edited = source_fingerprint(tmp_path)
+    (tmp_path / "sub" / "b.py").rename(tmp_path / "sub" / "c.py")
+    assert len({first, edited, source_fingerprint(tmp_path)}) == 3

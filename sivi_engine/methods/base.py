@@ -124,10 +124,10 @@ class FitResult:
 class Method(abc.ABC):
     """A variational method; subclasses declare ``Settings`` and implement :meth:`fit`.
 
-    ``unsupported_targets`` maps the registered targets the method cannot run to the reason, as
-    a literal dict in the class body: the workflow reads it from the source without importing
-    torch (:func:`sivi_engine.declared.unsupported_targets`), leaves those runs out of the grid
-    and the report lists them with the reason; ``train`` refuses them.
+    ``unsupported_targets`` maps the registered targets the method cannot run to the reason (any
+    expression): the workflow reads it from the registry spec (:mod:`sivi_engine.spec`, without
+    importing torch), leaves those runs out of the grid and the report lists them with the
+    reason; ``train`` refuses them.
     """
 
     name: ClassVar[str]

@@ -7,7 +7,7 @@ import sys
 
 import yaml
 
-from sivi_engine import declared, provenance
+from sivi_engine import provenance, spec
 from sivi_engine.target_labels import expand_target_labels
 
 
@@ -51,14 +51,14 @@ def label_targets(label):
 def unsupported_reason(target, label):
     """Why the label's method cannot run on ``target`` (its ``unsupported_targets``), or None."""
     method = config["methods"][label]["method"]
-    return declared.unsupported_targets().get(method, {}).get(target_name(target))
+    return spec.unsupported_targets().get(method, {}).get(target_name(target))
 
 
 for _kind, _names in (
     ("targets", sorted({t.target for t in TARGET_LABELS.values()})),
     ("methods", [config["methods"][label]["method"] for label in LABELS]),
 ):
-    _known = provenance.registered_modules(_kind)
+    _known = spec.registered_modules(_kind)
     for _name in _names:
         if _name not in _known:
             raise ValueError(
