@@ -62,3 +62,33 @@ def test_method_labels_restrict_the_methods_run_on_a_target_label() -> None:
     labels = expand_target_labels({"t": {"method_labels": ["a"]}, "u": {}})
     assert labels["t"].runs("a") and not labels["t"].runs("b")
     assert labels["u"].runs("a") and labels["u"].runs("b")
+
+
+def test_a_runs_config_settings_layer_global_then_target_block_then_label() -> None:
+    from sivi_engine.run_settings import config_method_settings, scored_draws
+
+    config = {
+        "method_settings": {"iterations": 10, "lr": 0.1, "kernel": {"name": "imq", "bandwidth": 1}},
+        "targets": {"t": {"methods": {"ksivi": {"lr": 0.2, "source": "paper", "num_draws": 50}}}},
+        "methods": {
+            "a": {"method": "ksivi", "targets": ["t"], "kernel": {"bandwidth": 2}, "source": "x"},
+            "b": {"method": "sivi", "num_draws": 80},
+        },
+    }
+    labels = expand_target_labels(config["targets"])
+    assert config_method_settings(config, labels["t"], "a") == {
+        "iterations": 10,
+        "lr": 0.2,
+        "num_draws": 50,
+        "kernel": {"name": "imq", "bandwidth": 2},
+    }
+    assert config_method_settings(config, labels["t"], "b") == {
+        "iterations": 10,
+        "lr": 0.1,
+        "kernel": {"name": "imq", "bandwidth": 1},
+        "num_draws": 80,
+    }
+    assert scored_draws(config, labels["t"], ["a", "b"]) == 50
+    config["targets"]["t"]["methods"] = {}
+    labels = expand_target_labels(config["targets"])
+    assert scored_draws(config, labels["t"], ["a"]) is None  # the runs' own draws

@@ -7,7 +7,7 @@ import sys
 
 import yaml
 
-from sivi_engine import provenance, spec
+from sivi_engine import provenance, run_settings, spec
 from sivi_engine.target_labels import expand_target_labels
 
 
@@ -25,11 +25,6 @@ TARGET_LABELS = expand_target_labels(config["targets"])
 TARGETS = list(TARGET_LABELS)
 LABELS = list(config["methods"])
 SEEDS = [int(seed) for seed in config["seeds"]]
-#: Label keys that are not method settings: the registered method, the targets it runs on, and
-#: the paper or official config file its settings are quoted from.
-LABEL_KEYS = ("method", "targets", "source")
-#: Keys of a per-target method block that are not settings.
-PER_TARGET_KEYS = ("source",)
 
 
 def target_name(target):
@@ -147,22 +142,9 @@ def method_name(wildcards):
     return config["methods"][wildcards.label]["method"]
 
 
-def merge(base, override):
-    """Recursive dict merge; values of `override` win."""
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            value = merge(merged[key], value)
-        merged[key] = value
-    return merged
-
-
 def train_settings(target, label):
-    """Method settings of one run: global < per-target (by method name) < the label's own."""
-    own = {k: v for k, v in config["methods"][label].items() if k not in LABEL_KEYS}
-    block = TARGET_LABELS[target].methods.get(config["methods"][label]["method"], {})
-    per_target = {k: v for k, v in block.items() if k not in PER_TARGET_KEYS}
-    return merge(merge(config["method_settings"], per_target), own)
+    """Method settings the config gives one run (sivi_engine/run_settings.py)."""
+    return run_settings.config_method_settings(config, TARGET_LABELS[target], label)
 
 
 def train_set_args(wildcards):
@@ -198,16 +180,13 @@ def report_code_hash():
 
 
 def scored_draws(target):
-    """Draws every run on `target` is scored on (at most): the fewest that the config asks any
-    label there for, or None where it asks none for a number (each run's own draws: the method's
-    and target's defaults, the same for every run on the target)."""
-    asked = [
-        train_settings(target, label).get("num_draws")
+    """Draws every run on `target` is scored on, at most (sivi_engine/run_settings.py)."""
+    labels = [
+        label
         for label in LABELS
         if target in label_targets(label) and not unsupported_reason(target, label)
     ]
-    asked = [draws for draws in asked if draws is not None]
-    return min(asked) if asked else None
+    return run_settings.scored_draws(config, TARGET_LABELS[target], labels)
 
 
 def evaluation_set_args(wildcards):
