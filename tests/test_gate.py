@@ -11,7 +11,6 @@ import torch
 from sivi_engine import artifacts
 from sivi_engine.metrics import EvaluationSettings
 from sivi_engine.metrics.gate import divergence_reasons, gate_reasons, trusted_evidence
-from sivi_engine.settings import SettingsError
 from sivi_engine.steps.evaluate import evaluate
 from sivi_engine.targets import make_target
 
@@ -161,5 +160,5 @@ def test_evaluate_marks_a_diverged_run_and_checks_num_draws(tmp_path):
     assert metrics["diverged"] == 1.0 and metrics["suspect"] == 1.0
     assert reasons == ["training status 'diverged'", "non-finite draws"]
     assert "kl_qp_knn" not in metrics
-    with pytest.raises(SettingsError, match="num_draws"):
-        evaluated(tmp_path, "nan", {"num_draws": 1000})
+    # asking for more draws than the run stored scores all of them, and says how many
+    assert evaluated(tmp_path, "nan", {"num_draws": 1000})[0]["scored_draws"] == 500.0

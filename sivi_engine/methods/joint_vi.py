@@ -20,7 +20,8 @@ import torch
 from torch import Tensor
 
 from sivi_engine.families.gaussian import ELBO_CHUNK, GaussianFamily, elbo_terms
-from sivi_engine.methods.base import CommonSettings, FitResult, Method
+from sivi_engine.methods.base import FitResult, Method
+from sivi_engine.methods.gaussian_vi import OPTIMISERS, GaussianVISettings
 from sivi_engine.methods.registry import METHODS
 from sivi_engine.methods.training import optimise
 from sivi_engine.settings import SettingsError
@@ -29,19 +30,10 @@ from sivi_engine.targets.capabilities import SemiImplicitDensity
 
 
 @dataclasses.dataclass(frozen=True)
-class JointVISettings(CommonSettings):
-    """Both factors start at N(0, init_scale² I), as mean-field Gaussian VI (ADVI's start);
-    ``elbo_samples`` draws estimate the diagnostics."""
-
-    init_scale: float = 1.0
-    elbo_samples: int = 1000
-
-    def validate(self) -> None:
-        super().validate()
-        if self.init_scale <= 0:
-            raise SettingsError(f"setting 'init_scale': must be > 0, got {self.init_scale}")
-        if self.elbo_samples < 1:
-            raise SettingsError(f"setting 'elbo_samples': must be >= 1, got {self.elbo_samples}")
+class JointVISettings(GaussianVISettings):
+    """Mean-field Gaussian VI's settings for both factors: each starts at N(0, init_scale² I)
+    (ADVI's start) and takes the same optimiser; ``elbo_samples`` draws estimate the
+    diagnostics."""
 
 
 def joint_elbo(
@@ -80,7 +72,12 @@ class JointVI(Method):
 
         params = [*q_x.parameters(), *q_u.parameters()]
         trace = optimise(
-            loss, params, settings, description=f"joint_vi on {target.name}", sample=q_x.sample
+            loss,
+            params,
+            settings,
+            description=f"joint_vi on {target.name}",
+            optimiser=OPTIMISERS[settings.optimizer](params, settings),
+            sample=q_x.sample,
         )
         elbo_chunks = max(1, settings.elbo_samples // ELBO_CHUNK)
         with torch.no_grad():

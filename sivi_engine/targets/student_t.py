@@ -44,14 +44,10 @@ class StudentT2dSettings:
 
 
 @dataclasses.dataclass(frozen=True)
-class StudentT1dSettings:
+class StudentT1dSettings(StudentT2dSettings):
     """Degrees of freedom ν (DSIVI's experiment: ν = 1, the standard Cauchy)."""
 
     df: float = 1.0
-
-    def validate(self) -> None:
-        if not self.df > 0:
-            raise SettingsError(f"setting 'df' must be > 0, got {self.df!r}")
 
 
 @TARGETS.register("student_t2d")
