@@ -297,7 +297,7 @@ def test_every_method_trains_on_the_minibatch_view(method) -> None:
     target = uci("bnn_yacht")
     instance = METHODS[method]()
     if target.name in instance.unsupported_targets:
-        assert "Jacobian" in instance.unsupported_targets[target.name]
+        assert instance.unsupported_targets[target.name].strip()  # a reason the report shows
         return
     view = target.training_view()
     assert view.data_batch_size == 100
