@@ -278,6 +278,10 @@ def test_the_none_engine_stores_no_draws_and_refuses_a_target_without_held_out_d
     assert stored.draws.shape == (1, 0, 401) and artifacts.target_label(stored.attrs) == "yacht_a"
     with pytest.raises(SettingsError, match="reference engine 'none': target 'banana' has no held"):
         reference("banana", tmp_path / "b.zarr", "none", {})
+    # the config's num_draws, meant for the other engines, sizes nothing: 10⁶ draws of the
+    # 12 060-weight digits classifier would be refused (90 GiB) by an engine that held them
+    digits = reference("bnn_digits", tmp_path / "d.zarr", "none", {"num_draws": 1_000_000})
+    assert artifacts.read(digits, artifacts.REFERENCE_DRAWS).draws.shape == (1, 0, 12060)
 
 
 def registered_methods() -> list[str]:

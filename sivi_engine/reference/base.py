@@ -39,5 +39,10 @@ class ReferenceEngine(abc.ABC):
     def run(self, target: Target, settings: ReferenceSettings) -> ReferenceResult:
         """Draw ``settings.num_draws`` reference draws of ``target``."""
 
+    def stored_draws(self, settings: ReferenceSettings) -> int:
+        """How many draws :meth:`run` holds in memory (checked against the machine's before it
+        starts): ``settings.num_draws``."""
+        return settings.num_draws
+
 
 ENGINES: Registry[type[ReferenceEngine]] = Registry("reference engine")

@@ -31,3 +31,7 @@ class NoReference(ReferenceEngine):
             )
         draws = np.empty((1, 0, target.dim), dtype=np.float64)
         return ReferenceResult(draws=draws, diagnostics={"reference": NO_REFERENCE})
+
+    def stored_draws(self, settings: ReferenceSettings) -> int:
+        """None: the config's ``num_draws`` (meant for the other engines) sizes nothing here."""
+        return 0

@@ -30,7 +30,7 @@ def reference(
     engine = ENGINES[engine_name]()
     settings = resolve(engine.Settings, engine_overrides)
     check_output(out)
-    check_memory("num_draws", settings.num_draws, target.dim)
+    check_memory("num_draws", engine.stored_draws(settings), target.dim)
     start = time.perf_counter()
     result = engine.run(target, settings)
     target_settings = to_json(target.settings)
