@@ -25,9 +25,9 @@ from sivi_engine.methods.gaussian_vi import OPTIMISERS, GaussianVISettings
 from sivi_engine.methods.registry import METHODS
 from sivi_engine.methods.training import optimise
 from sivi_engine.settings import SettingsError
-from sivi_engine.targets import TARGETS
 from sivi_engine.targets.base import Target
 from sivi_engine.targets.capabilities import SemiImplicitDensity
+from sivi_engine.targets.registry import TARGETS
 
 
 @dataclasses.dataclass(frozen=True)
