@@ -244,7 +244,17 @@ METRIC_SET = ArtifactSchema(
     },
     # what each metric means, which way is better, its kind and unit, as the code that
     # computes it declares (sivi_engine.metric_catalogue); the report reads nothing else
-    variable_attrs=("description", "better", "hint", "kind", "unit", "bound", "legend_rank"),
+    variable_attrs=(
+        "description",
+        "better",
+        "hint",
+        "kind",
+        "unit",
+        "bound",
+        "legend_rank",
+        "roles",
+        "title",
+    ),
 )
 
 SCHEMAS = {

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from sivi_engine.metric_catalogue import variable_attrs
 from sivi_engine.report.runs import Run
 from sivi_engine.report.splits import REFERENCE_ROW, split_groups, split_table
 from sivi_engine.report.tables import format_number
@@ -51,10 +52,12 @@ def test_labels_group_by_target_and_every_setting_but_the_split() -> None:
 
 
 def combined(values: dict[str, np.ndarray], targets: list[str]) -> xr.Dataset:
-    """A combined MetricSet: each variable (target, method, seed) over methods k, g, seeds 0, 1."""
+    """A combined MetricSet: each variable (target, method, seed) over methods k, g, seeds 0, 1,
+    with the metadata every MetricSet variable carries."""
     dims = ("target", "method", "seed")
     coords = {"target": targets, "method": ["k", "g"], "seed": [0, 1]}
-    return xr.Dataset({name: (dims, v) for name, v in values.items()}, coords=coords)
+    variables = {name: (dims, v, variable_attrs(name)) for name, v in values.items()}
+    return xr.Dataset(variables, coords=coords)
 
 
 def test_the_table_is_mean_and_standard_error_over_splits_of_the_seed_means() -> None:

@@ -22,7 +22,6 @@ from sivi_engine.report import legend
 from sivi_engine.report.tables import (
     ABSENT,
     EXCLUSIONS,
-    HEADLINE_METRICS,
     MISSING,
     OK,
     Table,
@@ -33,16 +32,6 @@ from sivi_engine.report.tables import (
 
 #: The clocks of a checkpoint: the iteration and the training loop's seconds there.
 ITERATION, SECONDS = f"{CURVE_PREFIX}iteration", f"{CURVE_PREFIX}seconds"
-#: Curves drawn, in this order, where the MetricSet holds them; the moment error is
-#: ``mean_error_std``, or ``median_error_iqr`` on infinite-variance targets.
-CURVE_METRICS = (
-    "mmd2",
-    "sliced_w1",
-    "kl_qp_density",
-    "mean_error_std",
-    "median_error_iqr",
-    "test_log_likelihood",
-)
 
 #: Time to quality: the first checkpoint at which
 #: MMD² ≤ τ = QUALITY_FACTOR · max(|floor|, MMD2_RESOLUTION).
@@ -72,11 +61,14 @@ def floor_name(metric: str) -> str:
 
 
 def curve_metrics(ds: xr.Dataset) -> list[str]:
-    """The :data:`CURVE_METRICS` whose curve has a value somewhere in ``ds``."""
+    """The metrics whose metadata gives them the ``curve`` role (in its order; the moment
+    error is ``mean_error_std``, or ``median_error_iqr`` on infinite-variance targets) and
+    whose curve has a value somewhere in ``ds``."""
+    curves = [str(n) for n in ds.data_vars if str(n).startswith(CURVE_PREFIX)]
     return [
-        m
-        for m in CURVE_METRICS
-        if curve_name(m) in ds.data_vars and bool(np.isfinite(ds[curve_name(m)].values).any())
+        name.removeprefix(CURVE_PREFIX)
+        for name in legend.with_role(ds, "curve", curves)
+        if bool(np.isfinite(ds[name].values).any())
     ]
 
 
@@ -242,16 +234,12 @@ def time_to_quality_table(ds: xr.Dataset, labels: Sequence[str]) -> Table:
     return Table(header, tuple(rows))
 
 
-#: Most columns of a headline table: method, the headline metrics, time to quality, seeds.
-HEADLINE_COLUMNS = 2 + len(HEADLINE_METRICS) + 1
-
-
 def headline_table(ds: xr.Dataset, labels: Sequence[str]) -> Table:
     """Per label of one target (``ds``: dims method, seed, checkpoint), the compact headline:
-    its final :data:`HEADLINE_METRICS` (mean ± sd over ok seeds, left-out runs counted), the
-    median seconds to MMD² ≤ τ and the seeds that got there (:data:`QUALITY_RULE`); at most
-    :data:`HEADLINE_COLUMNS` columns. Labels without a run on the target are left out."""
-    metrics = [m for m in HEADLINE_METRICS if m in ds.data_vars and bool(ds[m].notnull().any())]
+    its final metrics of the ``headline`` role (mean ± sd over ok seeds, left-out runs
+    counted), the median seconds to MMD² ≤ τ and the seeds that got there
+    (:data:`QUALITY_RULE`). Labels without a run on the target are left out."""
+    metrics = [m for m in legend.with_role(ds, "headline") if bool(ds[m].notnull().any())]
     timed = has_quality_inputs(ds)
     header = (
         "method",

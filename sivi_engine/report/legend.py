@@ -4,10 +4,13 @@ where the metric is computed, :mod:`sivi_engine.metric_catalogue`), never a list
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from collections.abc import Iterable
 
 import xarray as xr
+
+from sivi_engine.artifacts import CURVE_PREFIX, FLOOR_PREFIX, RELIABILITY_PREFIX
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,8 +26,13 @@ class LegendEntry:
     unit: str
     bound: float | None
     rank: int
+    roles: dict[str, int] = dataclasses.field(default_factory=dict)
+    title: str = ""
 
 
+#: Prefixes of the variables holding a metric per checkpoint, floor or calibration bin: a role
+#: names the metric itself.
+PER_POINT_PREFIXES = (CURVE_PREFIX, FLOOR_PREFIX, RELIABILITY_PREFIX)
 #: A variable without metadata (a store from before metrics carried it).
 UNKNOWN = LegendEntry("(no description)", "—", "", "score", "", None, 10**9)
 
@@ -43,6 +51,8 @@ def entry(ds: xr.Dataset, name: str) -> LegendEntry:
         unit=str(attrs.get("unit", "")),
         bound=None if math.isnan(bound) else bound,
         rank=int(attrs.get("legend_rank", UNKNOWN.rank)),
+        roles={str(k): int(v) for k, v in json.loads(attrs.get("roles", "{}")).items()},
+        title=str(attrs.get("title", name)),
     )
 
 
@@ -54,6 +64,16 @@ def ordered(ds: xr.Dataset, names: Iterable[str]) -> list[str]:
 def header_cell(ds: xr.Dataset, name: str) -> str:
     """Metric name followed by its direction hint, e.g. ``kl_qp_knn ↓``."""
     return f"{name} {entry(ds, name).hint}".rstrip()
+
+
+def with_role(ds: xr.Dataset, role: str, names: Iterable[str] | None = None) -> list[str]:
+    """The variables of ``ds`` (or of ``names``) that the report shows in ``role`` (headline,
+    curve, predictive, split), in their rank there, as their metadata says."""
+    if names is None:
+        names = [n for n in map(str, ds.data_vars) if not n.startswith(PER_POINT_PREFIXES)]
+    candidates = names
+    ranked = [(entry(ds, str(n)).roles.get(role), str(n)) for n in candidates]
+    return [name for rank, name in sorted((r, n) for r, n in ranked if r is not None)]
 
 
 def is_status(ds: xr.Dataset, name: str) -> bool:

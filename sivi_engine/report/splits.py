@@ -19,13 +19,12 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
+from sivi_engine.report import legend
 from sivi_engine.report.runs import Run
 from sivi_engine.report.tables import MISSING, Table, format_number, mean_sd
 
 #: The target setting that names a split.
 SPLIT_SETTING = "split"
-#: Scores shown per data set, in the papers' order, and how each is headed.
-SPLIT_METRICS = {"rmse": "test RMSE", "test_log_likelihood": "test log-likelihood"}
 #: The row of the reference draws' own scores (``reference_<metric>`` in every MetricSet).
 REFERENCE_ROW = "reference draws"
 
@@ -109,7 +108,7 @@ def split_table(combined: xr.Dataset, group: SplitGroup, labels: Sequence[str]) 
     """Methods as rows; per score, mean ± standard error over splits, and the splits counted
     (a run left out — diverged, or not run — lowers the count). A last row gives the reference
     draws' own scores where the runs were scored against reference draws."""
-    metrics = [m for m in SPLIT_METRICS if m in combined.data_vars]
+    metrics = legend.with_role(combined, "split")
     rows = []
     for label in labels:
         columns = [per_split(combined, group, metric, label) for metric in metrics]
@@ -120,5 +119,5 @@ def split_table(combined: xr.Dataset, group: SplitGroup, labels: Sequence[str]) 
         columns = [reference_per_split(combined, group, name, labels) for name in reference]
         if splits_counted(columns):
             rows.append((REFERENCE_ROW, *map(cell, columns), str(splits_counted(columns))))
-    header = ("method", *(SPLIT_METRICS[m] for m in metrics), "splits")
+    header = ("method", *(legend.entry(combined, m).title for m in metrics), "splits")
     return Table(header, tuple(rows))

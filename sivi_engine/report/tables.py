@@ -23,11 +23,6 @@ CHECKPOINT_DIM = "checkpoint"
 #: ``artifacts.FLOOR_PREFIX`` variables (``floor_mmd2``, ...) are the reference's own noise
 #: floor, not scores of the run: out of the tables and the legend, kept in the CSV.
 
-#: The headline's discrepancies, where a target has them: each is consistent in any dimension
-#: and measured worse for a q with sds 0.7× or 1.4× the truth or a mean 0.5 sd off than for
-#: exact draws, in 2-D and in 22-D (tests/test_metrics.py). The kNN KL is not among them: at
-#: d ≫ 2 its bias exceeds the differences it should show (−1.8 for SVGD on the waveform).
-HEADLINE_METRICS = ("mmd2", "mmd2_multiscale", "sliced_w1", "kl_qp_density")
 
 #: Run conditions of a (target, method, seed) cell of a combined MetricSet.
 OK, ABSENT = "ok", "absent"
@@ -168,10 +163,6 @@ def target_tables(combined: xr.Dataset) -> dict[str, Table]:
     return {str(t): target_table(combined.sel(target=t)) for t in combined["target"].values}
 
 
-#: Held-out predictive metrics (the ``predictive`` metric group), in legend order.
-PREDICTIVE_METRICS = ("test_log_likelihood", "accuracy", "rmse", "ece", "ood_auroc")
-
-
 def has_values(ds: xr.Dataset, name: str) -> bool:
     """Some run in ``ds`` has ``name`` (a combined table pads every target with NaN)."""
     return name in ds.data_vars and bool(ds[name].notnull().any())
@@ -193,7 +184,7 @@ def predictive_table(
 
     present = [
         m
-        for m in legend.ordered(ds, PREDICTIVE_METRICS)
+        for m in legend.with_role(ds, "predictive")
         if not math.isnan(reference.get(m, math.nan)) or has_values(ds, m)
     ]
     rows = []
