@@ -15,6 +15,7 @@ from torch import Tensor
 
 from sivi_engine import artifacts
 from sivi_engine.methods import METHODS
+from sivi_engine.methods.base import CommonSettings
 from sivi_engine.methods.ksivi import KSIVISettings
 from sivi_engine.methods.livi import LIVISettings
 from sivi_engine.methods.sivi_sm import SIVISMSettings
@@ -55,22 +56,44 @@ def test_narrowest_sd_of_a_gaussian_is_its_smallest_principal_sd() -> None:
     assert narrowest_sd(CorrelatedGaussian(), torch.zeros(3)) == pytest.approx(expected, rel=1e-8)
 
 
-def test_groups_reach_only_the_methods_that_declare_all_their_fields() -> None:
+def test_groups_reach_only_the_methods_of_their_family() -> None:
     target = make_target("blr_waveform")
     training = {"iterations": 20_000, "batch_size": 100, "lr_decay_every": 3000}
     ksivi = target.method_defaults(KSIVISettings)
     assert ksivi.items() >= (training | {"z_dim": 10, "hidden": (100, 100)}).items()
     assert ksivi["min_sigma"] == pytest.approx(1e-3 * ksivi["init_sigma"])
-    # LIVI has a z_dim and a hidden of its own generator but no init_sigma: the semi-implicit
-    # family's group (whose z_dim 10 < d would confine LIVI's q to a 10-D manifold) skips it.
+    # LIVI has a z_dim and a hidden of its own generator but does not train the semi-implicit
+    # family: that group (whose z_dim 10 < d would confine LIVI's q to a 10-D manifold) skips it.
     assert target.method_defaults(LIVISettings) == training
     assert target.method_defaults(SVGDSettings) == training
     assert make_target("banana").method_defaults(KSIVISettings) == {}
 
 
+def test_a_new_method_sharing_field_names_inherits_no_family_it_does_not_name() -> None:
+    """Settings that declare the semi-implicit family's fields (z_dim, hidden, init_sigma,
+    min_sigma) but not the family get the common training group only; naming the family in
+    ``families`` opts in."""
+
+    @dataclasses.dataclass(frozen=True)
+    class Lookalike(CommonSettings):
+        z_dim: int | None = None
+        hidden: tuple[int, ...] = (50, 50)
+        init_sigma: float = 1.0
+        min_sigma: float = 1e-3
+
+    @dataclasses.dataclass(frozen=True)
+    class OptedIn(Lookalike):
+        families: ClassVar[tuple[str, ...]] = ("training", "semi_implicit")
+
+    target = make_target("blr_waveform")
+    training = {"iterations": 20_000, "batch_size": 100, "lr_decay_every": 3000}
+    assert target.method_defaults(Lookalike) == training
+    assert target.method_defaults(OptedIn) == target.method_defaults(KSIVISettings)
+
+
 def test_livi_generator_group_reaches_livi_only() -> None:
-    """The diffusion's and the BNNs' LIVI group (keyed by ``log_det``, LIVI's own field) sets
-    LIVI's z_dim below d; KSIVI keeps its own z_dim and gets no ``log_det``."""
+    """The diffusion's and the BNNs' LIVI group sets LIVI's z_dim below d; KSIVI keeps its own
+    z_dim and gets no ``log_det``."""
     for name, z_dim in (("diffusion", 50), ("bnn_diabetes", 10)):
         target = make_target(name)
         assert target.method_defaults(LIVISettings).items() >= {"z_dim": z_dim}.items()

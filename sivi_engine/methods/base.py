@@ -33,6 +33,9 @@ class CommonSettings:
     ``iterations`` staying the cap.
     """
 
+    #: The families of per-target defaults these settings take (``Target.method_setting_groups``).
+    families: ClassVar[tuple[str, ...]] = ("training",)
+
     iterations: int = 50_000
     batch_size: int = 500
     lr: float = 1e-3

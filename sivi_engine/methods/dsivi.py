@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Literal, NamedTuple
+from typing import ClassVar, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -63,6 +63,8 @@ class DSIVISettings(SemiImplicitSettings):
     ``init_scale``: the ``gaussian`` family's initial sd. ``bound_draws`` / ``bound_samples``:
     the mixing draws and the x draws of the sequential bounds (the paper evaluates with
     K = 10⁴); ``kl_samples``: draws of the Monte-Carlo KL of an explicit q (10⁴ in §5.1)."""
+
+    families: ClassVar[tuple[str, ...]] = ("training", "semi_implicit", "initial_scale")
 
     family: Literal["semi_implicit", "laplace", "gaussian"] = "semi_implicit"
     mixing_draws: int = 100

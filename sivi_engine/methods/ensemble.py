@@ -22,6 +22,7 @@ density KLs) see M distinct points at most.
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -39,6 +40,8 @@ class EnsembleSettings(CommonSettings):
     """``members`` M = 10 and as many stored draws (Lakshminarayanan et al. used M = 5 on the
     UCI regression sets); initial members N(0, s² I) with s = ``init_scale`` (1, as SVGD's
     particles and GVI's q, unless the target sets its own, as bnn_digits does)."""
+
+    families: ClassVar[tuple[str, ...]] = ("training", "initial_scale")
 
     members: int = 10
     num_draws: int = 10

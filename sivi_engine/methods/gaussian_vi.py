@@ -38,6 +38,8 @@ class GaussianVISettings(CommonSettings):
     ``elbo_samples`` draws estimate the fitted q's ELBO (diagnostics ``elbo``, and
     ``elbo_kl_term`` on a target with a closed-form hierarchical prior)."""
 
+    families: ClassVar[tuple[str, ...]] = ("training", "initial_scale")
+
     init_scale: float = 1.0
     optimizer: Literal["adam", "sgd"] = "adam"
     elbo_samples: int = 1000

@@ -55,7 +55,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
@@ -81,6 +81,8 @@ class LIVISettings(CommonSettings):
 
     ``rank`` r and ``subspace_iterations`` q are read by ``log_det: low_rank`` only (module
     docstring); r ≥ m makes it exact."""
+
+    families: ClassVar[tuple[str, ...]] = ("training", "livi")
 
     z_dim: int | None = None
     hidden: tuple[int, ...] = (50, 50)

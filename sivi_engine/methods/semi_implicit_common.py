@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import torch
 
@@ -25,6 +26,8 @@ class SemiImplicitSettings(CommonSettings):
     ``init_sigma`` (SIVI's 2-D code: σ = 0.1, not learned). ``covariance`` "full" gives the
     conditional a learned shared Cholesky factor instead of diag σ (SIVI's logistic-regression
     code)."""
+
+    families: ClassVar[tuple[str, ...]] = ("training", "semi_implicit")
 
     z_dim: int | None = None
     hidden: tuple[int, ...] = (50, 50)

@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable
-from typing import Literal, NamedTuple
+from typing import ClassVar, Literal, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -76,6 +76,8 @@ class SVGDSettings(CommonSettings):
     1000 particles and 5000 iterations are sized for 2-D targets. AdaGrad's normalised steps
     keep the particles jittering by about ``lr`` around the fixed point; ``lr_decay`` < 1
     damps that."""
+
+    families: ClassVar[tuple[str, ...]] = ("training", "initial_scale")
 
     iterations: int = 5000
     lr: float = 1e-2

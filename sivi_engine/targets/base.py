@@ -10,6 +10,20 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+#: The family of settings every method has (``CommonSettings``: iterations, batch, schedule,
+#: draws).
+COMMON_FAMILY = "training"
+
+
+@dataclasses.dataclass(frozen=True)
+class SettingsGroup:
+    """Method settings a target suggests for one family of methods: ``family`` names it as the
+    methods' settings classes do (their ``families``: ``training`` for every method,
+    ``semi_implicit``, ``livi``, ``initial_scale``, …)."""
+
+    family: str
+    values: Mapping[str, Any]
+
 
 @dataclasses.dataclass(frozen=True)
 class NoSettings:
@@ -26,9 +40,11 @@ class Target(abc.ABC):
     the device of their input.
 
     A target whose scale or dimension makes the methods' defaults (sized for 2-D targets) a poor
-    start overrides :meth:`method_setting_groups`: groups of method settings, each applied to a
-    method whose ``Settings`` declares every field of the group (so the semi-implicit family's
-    ``z_dim``, ``hidden``, ``init_sigma`` reach only the methods that train that family). Where a
+    start overrides :meth:`method_setting_groups`: groups of method settings, each for one
+    family of methods (:class:`SettingsGroup`), applied to the methods whose ``Settings`` class
+    names that family (so the semi-implicit family's ``z_dim``, ``hidden``, ``init_sigma``
+    reach only the methods that train that family, and a new method sharing a field name
+    inherits nothing it did not ask for). Where a
     method's own paper ran it on this target with settings of its own, :meth:`method_recipes`
     gives them, and that method gets its recipe instead of the groups (which are sized on
     another method's settings). ``train`` resolves settings as method defaults <
@@ -90,7 +106,7 @@ class Target(abc.ABC):
         """n exact i.i.d. draws in float64 on the CPU."""
         raise NotImplementedError(f"target {self.name!r} has no exact sampler")
 
-    def method_setting_groups(self) -> tuple[Mapping[str, Any], ...]:
+    def method_setting_groups(self) -> tuple[SettingsGroup, ...]:
         """Groups of method settings suited to this target (see the class docstring); none."""
         return ()
 
@@ -102,15 +118,17 @@ class Target(abc.ABC):
     def method_defaults(self, settings_cls: type, method: str | None = None) -> dict[str, Any]:
         """This target's defaults for ``method`` with settings class ``settings_cls``: its
         recipe (:meth:`method_recipes`) where it has one, else the union of the groups of
-        :meth:`method_setting_groups` whose fields ``settings_cls`` all declares."""
+        :meth:`method_setting_groups` of a family ``settings_cls`` belongs to (its
+        ``families``): a method gets a group because its settings class says it trains that
+        family, never because it happens to share a field name."""
         recipe = self.method_recipes().get(method) if method is not None else None
         if recipe is not None:
             return dict(recipe)
-        fields = {field.name for field in dataclasses.fields(settings_cls)}
+        families = getattr(settings_cls, "families", (COMMON_FAMILY,))
         defaults: dict[str, Any] = {}
         for group in self.method_setting_groups():
-            if set(group) <= fields:
-                defaults |= group
+            if group.family in families:
+                defaults |= group.values
         return defaults
 
     def plot_bounds(self) -> tuple[tuple[float, float], ...]:

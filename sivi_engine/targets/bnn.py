@@ -25,16 +25,15 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from sivi_engine.settings import SettingsError
-from sivi_engine.targets.base import Target
+from sivi_engine.targets.base import SettingsGroup, Target
 from sivi_engine.targets.capabilities import HeldOutData, StanModel
 from sivi_engine.targets.datasets import (
     Split,
@@ -293,7 +292,7 @@ class BnnRegression(SubsampledLikelihood, Target, StanModel, HeldOutData):
         """σ of the posterior predictive on the original scale: the model's s_y / √γ."""
         return self.y_sd / math.sqrt(self.noise_precision)
 
-    def method_setting_groups(self) -> tuple[Mapping[str, Any], ...]:
+    def method_setting_groups(self) -> tuple[SettingsGroup, ...]:
         """KSIVI's settings and LIVI's generator (:data:`LIVI_GENERATOR`), with ``init_sigma``
         the narrowest Laplace sd at a mode of this posterior (:func:`.laplace.sigma_settings`;
         0.0048 on diabetes; KSIVI's ``log_var_ini`` −8 is σ₀ = e^−4 = 0.018 for its Boston
@@ -302,7 +301,11 @@ class BnnRegression(SubsampledLikelihood, Target, StanModel, HeldOutData):
         generator = torch.Generator().manual_seed(0)
         start = torch.randn(self.dim, generator=generator, dtype=torch.float64)
         start = start / math.sqrt(self.prior_precision)
-        return (KSIVI_TRAINING, KSIVI_FAMILY | sigma_settings(self, start), LIVI_GENERATOR)
+        return (
+            SettingsGroup("training", KSIVI_TRAINING),
+            SettingsGroup("semi_implicit", KSIVI_FAMILY | sigma_settings(self, start)),
+            SettingsGroup("livi", LIVI_GENERATOR),
+        )
 
     def stan_data(self) -> dict[str, int | float | np.ndarray]:
         """Data block of ``bnn.stan``: N, D, H, X (N, D), y (N,) standardised, the precisions."""

@@ -39,7 +39,7 @@ import torch
 from torch import Tensor
 
 from sivi_engine.settings import SettingsError
-from sivi_engine.targets.base import Target
+from sivi_engine.targets.base import SettingsGroup, Target
 from sivi_engine.targets.bnn import (
     KSIVI_FAMILY,
     KSIVI_TRAINING,
@@ -339,17 +339,16 @@ class BnnClassification(SubsampledLikelihood, Target, HeldOutData):
         ]
         return classification_scores(log_predictive[0], self.y_test, log_predictive[1])
 
-    def method_setting_groups(self) -> tuple[Mapping[str, Any], ...]:
+    def method_setting_groups(self) -> tuple[SettingsGroup, ...]:
         """100 stored draws (:data:`DRAWS`); KSIVI's BNN schedule; every method's initial draws
         (GVI's q, the ensemble's members) N(0, s² I) with s = :data:`INIT_SCALE`; KSIVI's
         SIMINet with the UCI configs' σ₀ (:data:`.uci.PAPER_SIGMA`); LIVI's generator
         (:data:`LIVI_AT_SCALE`)."""
         return (
-            DRAWS,
-            KSIVI_TRAINING,
-            {"init_scale": INIT_SCALE},
-            KSIVI_FAMILY | PAPER_SIGMA,
-            LIVI_AT_SCALE,
+            SettingsGroup("training", DRAWS | KSIVI_TRAINING),
+            SettingsGroup("initial_scale", {"init_scale": INIT_SCALE}),
+            SettingsGroup("semi_implicit", KSIVI_FAMILY | PAPER_SIGMA),
+            SettingsGroup("livi", LIVI_AT_SCALE),
         )
 
     def method_recipes(self) -> Mapping[str, Mapping[str, Any]]:

@@ -23,15 +23,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from sivi_engine.settings import SettingsError
-from sivi_engine.targets.base import Target
+from sivi_engine.targets.base import SettingsGroup, Target
 from sivi_engine.targets.capabilities import LatentPath, StanModel
 from sivi_engine.targets.laplace import sigma_settings
 from sivi_engine.targets.registry import TARGETS
@@ -178,14 +178,18 @@ class Diffusion(Target, StanModel, LatentPath):
         )
         return transition + obs_grad
 
-    def method_setting_groups(self) -> tuple[Mapping[str, Any], ...]:
+    def method_setting_groups(self) -> tuple[SettingsGroup, ...]:
         """KSIVI's settings and LIVI's generator (:data:`LIVI_GENERATOR`), with ``init_sigma``
         the narrowest Laplace sd of this posterior
         (:func:`.laplace.sigma_settings`; 0.0464 for ``data_seed`` 0). KSIVI's ``log_var_ini`` −2
         is σ₀ = e^−1 = 0.37, above even the widest Laplace sd (0.27): q would start wider than
         the posterior in every direction."""
         start = torch.zeros(self.dim, dtype=torch.float64)
-        return (KSIVI_TRAINING, KSIVI_FAMILY | sigma_settings(self, start), LIVI_GENERATOR)
+        return (
+            SettingsGroup("training", KSIVI_TRAINING),
+            SettingsGroup("semi_implicit", KSIVI_FAMILY | sigma_settings(self, start)),
+            SettingsGroup("livi", LIVI_GENERATOR),
+        )
 
     def stan_data(self) -> dict[str, int | float | np.ndarray]:
         """Data block of ``diffusion.stan``: K, dt, drift_scale, J, obs_index (1-based), y,

@@ -26,7 +26,7 @@ from torch.nn.functional import logsigmoid, softplus
 
 from sivi_engine.settings import SettingsError
 from sivi_engine.targets import waveform
-from sivi_engine.targets.base import Target
+from sivi_engine.targets.base import SettingsGroup, Target
 from sivi_engine.targets.capabilities import HeldOutData, StanModel
 from sivi_engine.targets.datasets import (
     DataFileError,
@@ -164,12 +164,15 @@ class BayesianLogisticRegression(Target, StanModel, HeldOutData):
             "probabilities": probabilities.cpu().numpy(),
         }
 
-    def method_setting_groups(self) -> tuple[Mapping[str, Any], ...]:
+    def method_setting_groups(self) -> tuple[SettingsGroup, ...]:
         """KSIVI's waveform settings, with ``init_sigma`` the narrowest Laplace sd of this
         posterior (:func:`.laplace.sigma_settings`; 0.0709 on the generated waveform data,
         KSIVI's ``log_var_ini`` −5 is σ₀ = e^−2.5 = 0.082), so other data scales get theirs."""
         start = torch.zeros(self.dim, dtype=torch.float64)  # log p is concave: one mode
-        return (KSIVI_TRAINING, KSIVI_FAMILY | sigma_settings(self, start))
+        return (
+            SettingsGroup("training", KSIVI_TRAINING),
+            SettingsGroup("semi_implicit", KSIVI_FAMILY | sigma_settings(self, start)),
+        )
 
     def method_recipes(self) -> Mapping[str, Mapping[str, Any]]:
         """SIVI-SM's and SIVI's own logistic-regression settings (their waveform configs)."""

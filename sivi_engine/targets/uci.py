@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from sivi_engine.settings import SettingsError
+from sivi_engine.targets.base import SettingsGroup
 from sivi_engine.targets.bnn import (
     KSIVI_FAMILY,
     KSIVI_TRAINING,
@@ -169,10 +170,14 @@ class UciBnn(BnnRegression):
     def hidden_units(self) -> int:  # type: ignore[override]
         return self.dataset.hidden_units
 
-    def method_setting_groups(self) -> tuple[Mapping[str, Any], ...]:
+    def method_setting_groups(self) -> tuple[SettingsGroup, ...]:
         """KSIVI's BNN schedule and SIMINet with the configs' σ (:data:`PAPER_SIGMA`); LIVI's
         generator (:data:`.bnn.LIVI_GENERATOR`)."""
-        return (KSIVI_TRAINING, KSIVI_FAMILY | PAPER_SIGMA, LIVI_GENERATOR)
+        return (
+            SettingsGroup("training", KSIVI_TRAINING),
+            SettingsGroup("semi_implicit", KSIVI_FAMILY | PAPER_SIGMA),
+            SettingsGroup("livi", LIVI_GENERATOR),
+        )
 
     def method_recipes(self) -> Mapping[str, Mapping[str, Any]]:
         """SIVI-SM's and SVGD's own BNN settings."""
