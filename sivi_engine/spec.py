@@ -12,7 +12,6 @@ are imported once per change to the package, in a subprocess, and never parsed f
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import json
@@ -22,6 +21,8 @@ import sys
 import uuid
 from pathlib import Path
 from typing import Any
+
+from sivi_engine.settings import as_dict
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 #: Registry kind → (module holding the registry, its name); the spec's top-level keys.
@@ -40,21 +41,6 @@ def source_fingerprint(root: Path = PACKAGE_ROOT) -> str:
     return digest.hexdigest()
 
 
-def _jsonable(value: Any) -> Any:
-    """Dataclass defaults as JSON values (tuples as lists, nested settings as dicts)."""
-    if dataclasses.is_dataclass(value):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, (tuple, list)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    return value
-
-
-def _settings_defaults(settings_cls: type) -> dict[str, Any]:
-    return _jsonable(settings_cls())
-
-
 def collect() -> dict[str, Any]:
     """The spec, from the imported registries (imports torch)."""
     import importlib
@@ -70,13 +56,13 @@ def _describe(kind: str, cls: type) -> dict[str, Any]:
     entry: dict[str, Any] = {"module": cls.__module__}
     settings_cls = getattr(cls, "Settings", None)
     if settings_cls is not None:
-        entry["settings"] = _settings_defaults(settings_cls)
+        entry["settings"] = as_dict(settings_cls())
     if kind == "methods":
         entry |= {
             "unsupported_targets": dict(cls.unsupported_targets),
             "diagnostics": list(cls.diagnostics),
             "smoke_target": cls.smoke_target,
-            "smoke_settings": _jsonable(dict(cls.smoke_settings)),
+            "smoke_settings": dict(cls.smoke_settings),
         }
     return entry
 

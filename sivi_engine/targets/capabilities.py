@@ -22,11 +22,9 @@ by name; the ``describe`` step records them in the TargetDescription the report 
 from __future__ import annotations
 
 import abc
-import math
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import torch
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -133,19 +131,13 @@ class SemiImplicitDensity(abc.ABC):
         Gamma–Gaussian hierarchy), for the KL term of an ELBO; None by default."""
         return None
 
+    @abc.abstractmethod
     def log_prob_estimate(self, x: Tensor, k: int) -> Tensor:
-        """log ℓ(x) + log((1/K) Σ_k π(x | u_k)) with K fresh u_k ~ π shared by the batch.
-
-        exp of the second term is unbiased for π(x), so by Jensen the estimate is ≤ log p(x)
-        in expectation, with equality as K → ∞ (DSIVI's prior bound). Targets whose π
-        factorises over coordinates override it with a per-coordinate average, which is far
-        less biased in high dimension."""
-        n, m = x.shape[0], self.mixing_dim
-        u = self.sample_mixing(k, x)
-        pairs = self.conditional_log_prob(
-            x.repeat_interleave(k, dim=0), u.repeat(n, 1).reshape(n * k, m)
-        ).reshape(n, k)
-        return self.explicit_log_prob(x) + torch.logsumexp(pairs, dim=1) - math.log(k)
+        """log ℓ(x) + log((1/K) Σ_k π(x | u_k)) with K fresh u_k ~ π: exp of the second term
+        is unbiased for π(x), so by Jensen the estimate is ≤ log p(x) in expectation, with
+        equality as K → ∞ (DSIVI's prior bound). A factorised π averages per coordinate
+        (:func:`.scale_mixture.coordinatewise_mixture_estimate`), far less biased in high
+        dimension than one average of the joint density."""
 
 
 #: Capability name → the class a target inherits to declare it.
