@@ -55,15 +55,13 @@ import os
 import shutil
 import uuid
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
 import zarr
-
-from sivi_engine.metric_catalogue import variable_attrs
 
 COMPLETE_ATTR = "artifact_complete"
 CHECKSUMS_ATTR = "checksums"
@@ -213,6 +211,7 @@ SAMPLE_SET = ArtifactSchema(
         "iterations",
         "status",
         "diagnostics",
+        "diagnostics_metadata",
         "versions",
         "created",
         "stopped_on_budget",
@@ -221,14 +220,18 @@ SAMPLE_SET = ArtifactSchema(
     layout=PosteriorLayout(draws="samples", has_chains=False, rest="training"),
 )
 
-#: Prefix of the MetricSet variables that hold one value per training checkpoint.
+#: Prefix of the MetricSet variables that hold a metric at every training checkpoint.
 CURVE_PREFIX = "curve_"
-#: Prefix of the MetricSet variables that hold a classifier's reliability curve, one value per
-#: calibration bin (:func:`sivi_engine.metrics.reliability_curves`).
-RELIABILITY_PREFIX = "reliability_"
 #: Prefix of the MetricSet variables that hold the reference's own noise floor of a metric
 #: (:func:`sivi_engine.metrics.curves.noise_floor`), on the metrics' dims.
 FLOOR_PREFIX = "floor_"
+#: Prefix of the MetricSet variables that hold a classifier's reliability curve, one value per
+#: calibration bin (:func:`sivi_engine.metrics.reliability_curves`).
+RELIABILITY_PREFIX = "reliability_"
+#: Prefix of the MetricSet variables that hold the pairwise correlations behind the ``corr_``
+#: metrics, q's and the reference's, one value per pair
+#: (:func:`sivi_engine.metrics.correlation_pairs`).
+PAIR_PREFIX = "pair_"
 
 METRIC_SET = ArtifactSchema(
     kind="MetricSet",
@@ -241,6 +244,7 @@ METRIC_SET = ArtifactSchema(
         RELIABILITY_PREFIX: VariableSpec(
             ("target", "method", "seed", "calibration_bin"), "float64"
         ),
+        PAIR_PREFIX: VariableSpec(("target", "method", "seed", "pair"), "float64"),
     },
     # what each metric means, which way is better, its kind and unit, as the code that
     # computes it declares (sivi_engine.metric_catalogue); the report reads nothing else
@@ -705,6 +709,15 @@ def sample_set(
     )
 
 
+#: The per-run series a MetricSet holds beside its scalars: variable prefix → the dim of its
+#: points.
+SERIES_DIMS = {
+    CURVE_PREFIX: "checkpoint",
+    RELIABILITY_PREFIX: "calibration_bin",
+    PAIR_PREFIX: "pair",
+}
+
+
 def metric_set(
     metrics: Mapping[str, float],
     target: str,
@@ -713,6 +726,9 @@ def metric_set(
     /,
     curves: Mapping[str, np.ndarray] | None = None,
     reliability: Mapping[str, np.ndarray] | None = None,
+    pairs: Mapping[str, np.ndarray] | None = None,
+    *,
+    describe: Callable[[str], Mapping[str, Any]],
     **attrs: Any,
 ) -> xr.Dataset:
     """A one-run MetricSet: each metric a variable on dims (target, method, seed) of length 1.
@@ -720,44 +736,40 @@ def metric_set(
     ``curves`` maps names to K values, one per training checkpoint (``iteration``, ``seconds``
     and the metrics); each becomes ``curve_<name>`` on dims (target, method, seed, checkpoint),
     ``checkpoint`` an index 0..K−1. ``reliability`` maps names to M values, one per calibration
-    bin; each becomes ``reliability_<name>`` on dims (target, method, seed, calibration_bin).
-    The ``method`` coordinate holds the config label (e.g.
-    ``ksivi_u``); the registered method name is an attribute. Every variable carries its
-    metadata (:func:`sivi_engine.metric_catalogue.variable_attrs`: description, direction,
-    kind, unit, bound, legend rank).
+    bin, stored as ``reliability_<name>`` on dim ``calibration_bin``; ``pairs`` maps names to
+    one value per parameter pair, stored as ``pair_<name>`` on dim ``pair``. The ``method``
+    coordinate holds the config label (e.g. ``ksivi_u``); the registered method name is an
+    attribute. Every variable carries its metadata, ``describe(name)``
+    (:class:`sivi_engine.metric_catalogue.Describer`: description, direction, kind, unit,
+    bound, legend rank, report roles).
     """
     run = ("target", "method", "seed")
-    scalars = {
+    variables = {
         name: (run, np.full((1, 1, 1), value, dtype=np.float64)) for name, value in metrics.items()
     }
-    curve_values = {
-        f"{CURVE_PREFIX}{name}": (
-            (*run, "checkpoint"),
-            np.asarray(values, dtype=np.float64).reshape(1, 1, 1, -1),
-        )
-        for name, values in (curves or {}).items()
-    }
-    reliability_values = {
-        f"{RELIABILITY_PREFIX}{name}": (
-            (*run, "calibration_bin"),
-            np.asarray(values, dtype=np.float64).reshape(1, 1, 1, -1),
-        )
-        for name, values in (reliability or {}).items()
-    }
     coords = {"target": [target], "method": [label], "seed": [seed]}
-    for dim, values in (("checkpoint", curve_values), ("calibration_bin", reliability_values)):
+    for prefix, series in zip(SERIES_DIMS, (curves, reliability, pairs), strict=True):
+        values = {
+            f"{prefix}{name}": np.asarray(points, dtype=np.float64).reshape(1, 1, 1, -1)
+            for name, points in (series or {}).items()
+        }
+        dim = SERIES_DIMS[prefix]
+        variables |= {name: ((*run, dim), points) for name, points in values.items()}
         if values:
-            coords[dim] = np.arange(next(iter(values.values()))[1].shape[-1])
-    ds = xr.Dataset(scalars | curve_values | reliability_values, coords=coords, attrs=attrs)
+            coords[dim] = np.arange(next(iter(values.values())).shape[-1])
+    ds = xr.Dataset(variables, coords=coords, attrs=attrs)
     for name in ds.data_vars:
-        ds[name].attrs.update(variable_attrs(str(name)))
+        ds[name].attrs.update(describe(str(name)))
     return ds
 
 
 def combine_metric_sets(datasets: Sequence[xr.Dataset], **attrs: Any) -> xr.Dataset:
     """Merge one-run MetricSets into one table; metrics missing for a run are NaN, and so are
-    the curve points past a run's last checkpoint when runs have different checkpoint counts."""
+    the curve points past a run's last checkpoint when runs have different checkpoint counts.
+    The pairwise correlations (``pair_*``, up to 4950 values a run) stay in the runs' stores."""
     merged = xr.merge(
-        [ds.drop_attrs(deep=False) for ds in datasets], join="outer", compat="no_conflicts"
+        [ds.drop_attrs(deep=False).drop_dims("pair", errors="ignore") for ds in datasets],
+        join="outer",
+        compat="no_conflicts",
     )
     return merged.assign_attrs(attrs)

@@ -48,5 +48,9 @@ class Registry(Generic[T]):
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self._entries))
 
+    def registered(self) -> list[T]:
+        """The registered objects, in registration order."""
+        return list(self._entries.values())
+
     def names(self) -> list[str]:
         return sorted(self._entries)

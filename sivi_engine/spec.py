@@ -1,7 +1,7 @@
 """The registries as data: every registered method, target and reference engine with its
 module and what it declares (a method's unsupported targets with their reasons, its
-diagnostics and smoke run; each one's settings and defaults), read from the classes
-themselves.
+diagnostics with their metadata and its smoke run; each one's settings and defaults), read
+from the classes themselves.
 
 The workflow builds its grid at every Snakemake start (and on every cluster node) and must not
 import torch there, so it reads this spec as JSON: ``python -m sivi_engine spec`` writes it
@@ -60,7 +60,7 @@ def _describe(kind: str, cls: type) -> dict[str, Any]:
     if kind == "methods":
         entry |= {
             "unsupported_targets": dict(cls.unsupported_targets),
-            "diagnostics": list(cls.diagnostics),
+            "diagnostics": cls.diagnostics.as_dict(),
             "smoke_target": cls.smoke_target,
             "smoke_settings": dict(cls.smoke_settings),
         }

@@ -40,6 +40,7 @@ def sample_set_ds():
         stopped_on_budget=0,
         checkpoint_overhead_seconds=0.001,
         diagnostics="{}",
+        diagnostics_metadata="{}",
         versions="{}",
         created="2026-01-01T00:00:00+00:00",
     )

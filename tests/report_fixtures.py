@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+from metric_fixtures import metric_set
 
 from sivi_engine import artifacts
 from sivi_engine.report import runs as rn
@@ -101,6 +103,7 @@ def write_sample_set(
             iterations=500,
             status=status,
             diagnostics="{}",
+            diagnostics_metadata="{}",
             stopped_on_budget=0,
             checkpoint_overhead_seconds=0.0,
             **COMMON,
@@ -124,27 +127,52 @@ def write_run(
     curves: dict[str, np.ndarray] | None = None,
     settings: str = "{}",
     reliability: dict[str, np.ndarray] | None = None,
+    pairs: dict[str, np.ndarray] | None = None,
 ) -> Path:
     """SampleSet and MetricSet stores of one run, the MetricSet with its run-status variables
     (suspect when ``suspect_reasons`` are given), ``curves`` (name → one value per checkpoint)
-    and ``reliability`` (name → one value per calibration bin); returns the MetricSet path.
+    ``reliability`` (name → one value per calibration bin) and ``pairs`` (name → one value per
+    parameter pair); returns the MetricSet path.
     The MetricSet names no other store: the report must find them among the stores it is
     given."""
     write_sample_set(root, target_name, names, label, seed, samples, loss, status, settings)
     status_variables = run_status(len(samples), status != "ok", bool(suspect_reasons))
-    metric_set = artifacts.metric_set(
+    metrics_ds = metric_set(
         status_variables | metrics,  # the metrics hold no flag; their reference_* scores win
         target_name,
         label,
         seed,
         curves=curves,
         reliability=reliability,
+        pairs=pairs,
         method=label.split("_")[0],
         suspect_reasons=json.dumps(list(suspect_reasons)),
         **COMMON,
     )
     path = run_dir(root, target_name, label, seed) / "metrics.zarr"
-    return artifacts.write(metric_set, path, artifacts.METRIC_SET)
+    return artifacts.write(metrics_ds, path, artifacts.METRIC_SET)
+
+
+def bare_run(
+    target: str, label: str = "k", seed: int = 0, metrics_path: Path = Path("m"), **fields: Any
+) -> rn.Run:
+    """A Run of ``target`` with placeholder stores and settings (``fields`` override them)."""
+    defaults = dict(
+        method="ksivi",
+        settings={},
+        target_settings={},
+        samples_path=Path("s"),
+        reference_path=Path("r"),
+        train_seconds=1.0,
+        started=0.0,
+        versions={},
+        diverged=False,
+        suspect=False,
+        suspect_reasons=(),
+        evaluation_settings={},
+        target_name=target,
+    )
+    return rn.Run(target, label, seed, metrics_path=metrics_path, **(defaults | fields))
 
 
 def stores_below(root: Path, metrics: Sequence[Path]) -> rn.ReportStores:

@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 import pytest
 import xarray as xr
+from metric_fixtures import metric_set
 
 from sivi_engine import artifacts
 from sivi_engine.artifacts import ArtifactError
@@ -162,7 +163,8 @@ KILL_SCRIPT = textwrap.dedent(
         checkpoint_iteration=np.array([1]), checkpoint_seconds=np.array([0.0]), method="m",
         label="m", target="t", target_settings="{}", seed=0, settings="{}", code_hash="h",
         device="cpu", wall_seconds=0.0, iterations=1, status="ok", stopped_on_budget=0,
-        checkpoint_overhead_seconds=0.0, diagnostics="{}", versions="{}", created="now",
+        checkpoint_overhead_seconds=0.0, diagnostics="{}", diagnostics_metadata="{}",
+        versions="{}", created="now",
     )
     artifacts.write(ds, sys.argv[1], artifacts.SAMPLE_SET)
     """
@@ -212,12 +214,15 @@ def test_a_later_write_removes_the_staging_of_a_killed_writer(tmp_path, sample_s
 CONCURRENT_SCRIPT = textwrap.dedent(
     """
     import sys
-    import numpy as np
-    from sivi_engine import artifacts
+    from sivi_engine import artifacts, metric_catalogue
+    from sivi_engine.metric_metadata import Catalogue
 
+    describe = metric_catalogue.describer(Catalogue(), Catalogue())
     for round in range(3):
         value = float(sys.argv[2]) + round / 10
-        ds = artifacts.metric_set({"mmd2": value}, "banana", "k", 0, created="c", versions="{}")
+        ds = artifacts.metric_set(
+            {"mmd2": value}, "banana", "k", 0, describe=describe, created="c", versions="{}"
+        )
         artifacts.write(ds, sys.argv[1], artifacts.METRIC_SET)
     """
 )
@@ -241,14 +246,14 @@ def test_concurrent_writers_to_one_path_leave_one_valid_store(tmp_path):
 
 
 def test_metric_sets_combine_with_nan_for_missing_metrics():
-    a = artifacts.metric_set(
-        {"kl": 1.0, "grid": 2.0}, "banana", "ksivi_v", 0, created="c", versions="{}"
+    a = metric_set(
+        {"kl_qp_knn": 1.0, "mmd2": 2.0}, "banana", "ksivi_v", 0, created="c", versions="{}"
     )
-    b = artifacts.metric_set({"kl": 3.0}, "gmm1d", "ksivi_v", 1, created="c", versions="{}")
+    b = metric_set({"kl_qp_knn": 3.0}, "gmm1d", "ksivi_v", 1, created="c", versions="{}")
     table = artifacts.combine_metric_sets([a, b], created="c", versions="{}")
     artifacts.validate(table.assign_attrs(kind="MetricSet"), artifacts.METRIC_SET)
-    assert table.kl.sel(target="gmm1d", seed=1).item() == 3.0
-    assert np.isnan(table.grid.sel(target="gmm1d", seed=1).item())
+    assert table.kl_qp_knn.sel(target="gmm1d", seed=1).item() == 3.0
+    assert np.isnan(table.mmd2.sel(target="gmm1d", seed=1).item())
 
 
 def _chunks(store, array: str) -> list:

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from metric_fixtures import metric_set
 
 from sivi_engine import artifacts
 from sivi_engine.artifacts import ArtifactError
@@ -92,7 +93,7 @@ def test_checkpoints_and_floor_are_scored_against_the_same_reference_draws():
 
 
 def test_metric_set_curves_validate_round_trip_and_pad_when_combined(tmp_path):
-    short = artifacts.metric_set(
+    short = metric_set(
         {"mmd2": 0.1},
         "banana",
         "a",
@@ -101,7 +102,7 @@ def test_metric_set_curves_validate_round_trip_and_pad_when_combined(tmp_path):
         created="now",
         versions="{}",
     )
-    long = artifacts.metric_set(
+    long = metric_set(
         {"mmd2": 0.05},
         "banana",
         "b",
@@ -135,7 +136,7 @@ def test_metric_set_curves_validate_round_trip_and_pad_when_combined(tmp_path):
     ],
 )
 def test_metric_set_schema_keeps_checkpoint_dims_to_curves(metrics, curves, field):
-    ds = artifacts.metric_set(
+    ds = metric_set(
         metrics, "banana", "a", 0, curves=curves, created="now", versions="{}", kind="MetricSet"
     )
     with pytest.raises(ArtifactError, match=f"variable '{field}' has dims"):
@@ -185,6 +186,7 @@ def write_samples(path, final: np.ndarray, checkpoints: np.ndarray, status: str 
         iterations=10 ** (k - 1),
         status=status,
         diagnostics="{}",
+        diagnostics_metadata="{}",
         stopped_on_budget=0,
         checkpoint_overhead_seconds=0.0,
         versions="{}",

@@ -105,6 +105,7 @@ def write_samples(target, samples: np.ndarray, path, status: str = "ok"):
         iterations=1,
         status=status,
         diagnostics="{}",
+        diagnostics_metadata="{}",
         stopped_on_budget=0,
         checkpoint_overhead_seconds=0.0,
         versions="{}",

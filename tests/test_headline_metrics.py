@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from metric_fixtures import DESCRIBE
 
-from sivi_engine import metric_catalogue
 from sivi_engine.metrics import EvaluationContext, EvaluationSettings, evaluate_all, mmd_squared
 from sivi_engine.metrics.curves import hold_out_floor_draws, noise_floor
 from sivi_engine.metrics.sliced_wasserstein import sliced_wasserstein, wasserstein_1d
@@ -71,7 +71,7 @@ def headline(points: np.ndarray, reference: np.ndarray, target, settings) -> dic
 
 #: The metrics the report's headline shows, as the metric catalogue declares them.
 HEADLINE_METRICS = [
-    name for name, info in metric_catalogue.METRIC_INFO.items() if "headline" in dict(info.roles)
+    name for name, info in DESCRIBE.merged.named.items() if "headline" in dict(info.roles)
 ]
 
 

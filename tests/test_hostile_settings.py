@@ -186,6 +186,7 @@ def test_evaluate_names_a_store_whose_dimension_is_not_the_targets(tmp_path) -> 
         label="ksivi", target="banana", target_settings=stored.attrs["target_settings"], seed=0,
         settings="{}", code_hash="h", device="cpu", wall_seconds=0.0, iterations=1,
         status="ok", stopped_on_budget=0, checkpoint_overhead_seconds=0.0, diagnostics="{}",
+        diagnostics_metadata="{}",
         versions="{}", created="now",
     )  # fmt: skip
     path = artifacts.write(samples, tmp_path / "s.zarr", artifacts.SAMPLE_SET)

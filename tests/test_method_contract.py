@@ -40,8 +40,13 @@ def test_a_short_run_gives_finite_draws_a_full_trace_and_its_diagnostics(name: s
     assert result.trace.status == "ok" and result.trace.iterations == settings.iterations
     assert np.isfinite(result.trace.loss).all()
     declared = METHODS[name].diagnostics
-    assert set(declared) <= set(result.diagnostics), sorted(set(declared) - set(result.diagnostics))
-    assert all(math.isfinite(result.diagnostics[key]) for key in declared)
+    assert set(declared.always) <= set(result.diagnostics), sorted(
+        set(declared.always) - set(result.diagnostics)
+    )
+    assert all(math.isfinite(value) for value in result.diagnostics.values())
+    # every diagnostic it reports, at the end or at checkpoints, is declared with its metadata
+    emitted = set(result.diagnostics) | set(result.trace.checkpoint_diagnostics)
+    assert not {key for key in emitted if declared.info(key) is None}
 
 
 @pytest.mark.parametrize("name", NAMES)

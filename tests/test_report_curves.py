@@ -1,5 +1,6 @@
-"""Quality along training in the report: curves, time to quality, the headline table, KSIVI
-estimators; and, on the same stores, that the report reads only the stores it is given."""
+"""Quality along training in the report: curves, time to quality, the headline table, a
+method's labels compared; and, on the same stores, that the report reads only the stores it is
+given."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from metric_fixtures import DESCRIBE
 from report_fixtures import (
     SEEDS,
     report_target_data,
@@ -23,7 +25,7 @@ from report_fixtures import (
     write_run,
 )
 
-from sivi_engine import artifacts, metric_catalogue
+from sivi_engine import artifacts
 from sivi_engine.report import build_report, curves, views
 from sivi_engine.report import figures as fig
 from sivi_engine.report import runs as rn
@@ -31,7 +33,7 @@ from sivi_engine.report.document import BUDGET_NOTE
 from sivi_engine.report.tables import seed_cell
 from sivi_engine.targets import make_target
 
-# --- quality along training: curves, time to quality, KSIVI estimators ---------------------------
+# --- quality along training: curves, time to quality, setting comparisons -------------------------
 
 CURVE_LABELS = {"ksivi_v": "vstat", "ksivi_u": "ustat", "sivi": None}  # label → KSIVI estimator
 CHECKPOINTS = np.array([1, 2, 5, 10, 20, 50, 100])
@@ -129,7 +131,7 @@ def test_time_to_quality_table(curve_data) -> None:
 
 def metrics_with_role(role: str) -> list[str]:
     """The catalogue's metrics that the report shows in ``role``."""
-    return [name for name, info in metric_catalogue.METRIC_INFO.items() if role in dict(info.roles)]
+    return [name for name, info in DESCRIBE.merged.named.items() if role in dict(info.roles)]
 
 
 def test_headline_table_is_compact(curve_data) -> None:
@@ -186,14 +188,27 @@ def test_curve_figure_axes_and_legend(curve_data) -> None:
     assert legend == ["ksivi_v", "ksivi_u", "sivi", "threshold τ", "reference floor"]
 
 
-def test_ksivi_estimator_figure_needs_both_estimators(curve_data) -> None:
-    panels = views.ksivi_estimator_panels(curve_data)
+def test_a_methods_labels_are_compared_along_training(curve_data) -> None:
+    """KSIVI's two labels differ in ``estimator``: one comparison, its two leading curve
+    metrics against iterations, the legend naming the setting; none with one label left."""
+    (comparison,) = views.setting_comparisons(curve_data.runs)
+    assert (comparison.method, comparison.settings) == ("ksivi", ("estimator",))
+    panels = views.comparison_panels(curve_data, comparison)
     assert [p.ylabel for p in panels] == ["mmd2 ↓", "sliced_w1 ↓"]
-    assert [line.title for line in panels[0].lines] == ["ksivi_v (vstat)", "ksivi_u (ustat)"]
-    only_v = dataclasses.replace(
-        curve_data, runs=tuple(r for r in curve_data.runs if r.label != "ksivi_u")
+    assert [line.title for line in panels[0].lines] == [
+        "ksivi_v (estimator = vstat)",
+        "ksivi_u (estimator = ustat)",
+    ]
+    only_v = tuple(r for r in curve_data.runs if r.label != "ksivi_u")
+    assert views.setting_comparisons(only_v) == []
+    many = {f"s{i}": i for i in range(views.LEGEND_SETTINGS)}  # with estimator: one too many
+    differing = tuple(
+        dataclasses.replace(r, settings=r.settings | many) if r.label == "ksivi_u" else r
+        for r in curve_data.runs
     )
-    assert views.ksivi_estimator_panels(only_v) == [] and views.ksivi_estimator_blocks(only_v) == []
+    (comparison,) = views.setting_comparisons(differing)
+    assert len(comparison.settings) == views.LEGEND_SETTINGS + 1
+    assert comparison.legend("ksivi_u") == "ksivi_u"
 
 
 def test_curve_report_headline_tables_and_csv(curve_report) -> None:
@@ -208,7 +223,7 @@ def test_curve_report_headline_tables_and_csv(curve_report) -> None:
     assert "<details><summary>time to quality: iterations and thresholds</summary>" in headline
     mmd2 = seed_cell(np.array([2.5e-4, 5e-4, 7.5e-4]), np.array(["ok"] * 3))
     assert f"| ksivi_v | {mmd2} | " in headline and "| 1.10 s | 2 of 3 |" in headline
-    for name in ("banana_curves", "banana_ksivi_estimators"):
+    for name in ("banana_curves", "banana_ksivi_labels"):
         assert f"(figures/{name}.png)" in headline
         assert (root / "report" / "figures" / f"{name}.png").stat().st_size > 10_000
     # the last-iteration table: final values only, no curve or floor columns; sivi's mmd2 at

@@ -9,9 +9,9 @@ import math
 import numpy as np
 import pytest
 import xarray as xr
+from metric_fixtures import DESCRIBE, metric_set
 
 from sivi_engine import artifacts
-from sivi_engine.metric_catalogue import variable_attrs
 from sivi_engine.report import legend, reproduction, tables
 from sivi_engine.settings import SettingsError
 
@@ -27,7 +27,7 @@ def hand_built_table() -> xr.Dataset:
         ("u", "c", 0, 3.0, 0.0, 0.0),
     ]
     sets = [
-        artifacts.metric_set({"m": v, "suspect": suspect, "diverged": diverged}, t, label, seed)
+        metric_set({"mmd_bandwidth": v, "suspect": suspect, "diverged": diverged}, t, label, seed)
         for t, label, seed, v, suspect, diverged in runs
     ]
     return artifacts.combine_metric_sets(sets)
@@ -38,7 +38,7 @@ def reproduction_row(method: str, paper: float, target: str = "t", **extra) -> d
         "experiment": f"{target}/{method} at {paper}",
         "target": target,
         "method": method,
-        "metric": "m",
+        "metric": "mmd_bandwidth",
         "paper": paper,
         "source": "Table 2",
         **extra,
@@ -69,7 +69,7 @@ def test_reproduction_verdicts() -> None:
         "t/a at 1.5",
         "t",
         "a",
-        "m",
+        "mmd_bandwidth",
         "1.5 ± 0.1",
         "—",
         "1.20 ± 0.200 (n=3; 1 suspect)",
@@ -84,7 +84,9 @@ def test_reproduction_verdicts() -> None:
     assert table.rows[5][6:8] == ("3.00 (n=1)", "n < 2")
 
 
-def anchor_lines(values: list[float], metric: str = "m", **flags: list[float]) -> list[dict]:
+def anchor_lines(
+    values: list[float], metric: str = "mmd_bandwidth", **flags: list[float]
+) -> list[dict]:
     """Anchors-file rows of official runs of (repo o/r, config c.yml) on target t, one seed per
     value, with optional per-seed flags (suspect, diverged)."""
     lines = []
@@ -101,10 +103,10 @@ def anchor_lines(values: list[float], metric: str = "m", **flags: list[float]) -
     ("metric", "official", "verdict"),
     [
         # project a: 1.0, 1.2, 1.4 (mean 1.2, sd 0.2). Official sd 0.2 too: s_pooled = 0.2
-        ("m", [1.3, 1.5, 1.7], "matches"),  # |1.2 − 1.5| = 0.3 ≤ 0.4
+        ("mmd_bandwidth", [1.3, 1.5, 1.7], "matches"),  # |1.2 − 1.5| = 0.3 ≤ 0.4
         ("mmd2", [1.6, 1.8, 2.0], "better"),  # 0.6 > 0.4, and lower is better
         ("mmd2", [0.4, 0.6, 0.8], "worse"),
-        ("m", [0.4, 0.6, 0.8], "differs"),  # a metric without a direction
+        ("mmd_bandwidth", [0.4, 0.6, 0.8], "differs"),  # a metric without a direction
         ("test_log_likelihood", [0.4, 0.6, 0.8], "better"),  # higher is better
         ("corr_pearson_r", [0.4, 0.6, 0.8], "better"),  # 1.2 is 0.2 from 1, 0.6 is 0.4 from it
         # s_pooled = √(2·0.04 / 4) = 0.141; |1.2 − 0.9| = 0.3 > 0.283; 0.9 is nearer 1 than 1.2
@@ -112,12 +114,12 @@ def anchor_lines(values: list[float], metric: str = "m", **flags: list[float]) -
     ],
 )
 def test_anchored_verdict_rule(metric, official, verdict) -> None:
-    # the hand-built table holds m only: the same values stand for the metric under test, with
-    # that metric's metadata
+    # the hand-built table holds mmd_bandwidth only (a metric without a direction): the same
+    # values stand for the metric under test, with that metric's metadata
     combined = hand_built_table()
-    if metric != "m":
-        combined = combined.rename({"m": metric})
-        combined[metric].attrs = variable_attrs(metric)
+    if metric != "mmd_bandwidth":
+        combined = combined.rename({"mmd_bandwidth": metric})
+        combined[metric].attrs = DESCRIBE(metric)
     row = reproduction_row("a", 0.0, metric=metric, anchor_repo="o/r", anchor_config="c.yml")
     table = reproduction.reproduction_table(
         reproduction.parse_rows({"reproduction": [row]}), combined, anchor_lines(official, metric)
@@ -128,7 +130,7 @@ def test_anchored_verdict_rule(metric, official, verdict) -> None:
 
 def entry(name: str) -> legend.LegendEntry:
     """The metadata a MetricSet carries for ``name``."""
-    return legend.entry(artifacts.metric_set({name: 0.0}, "t", "m", 0), name)
+    return legend.entry(metric_set({name: 0.0}, "t", "m", 0), name)
 
 
 def test_anchored_verdict_boundary_and_pooled_sd() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sivi_engine.metrics import correlation_comparison
+from sivi_engine.metrics.correlation import compared_pairs, correlation_comparison
 from sivi_engine.report import summaries
 from sivi_engine.report.figures import Series, correlation_figure
 
@@ -29,14 +29,21 @@ def test_path_band_of_gaussian_draws() -> None:
     assert np.isnan(summaries.path_band(np.full((3, 2), np.nan)).mean).all()
 
 
-def test_correlation_pairs_equal_the_metric() -> None:
+def test_stored_correlation_pairs_are_the_ones_the_metric_compares() -> None:
     rng = np.random.default_rng(3)
     d = 22
     tril = np.tril(rng.normal(size=(d, d)))
     reference = rng.standard_normal((3000, d)) @ tril.T
     samples = 0.5 * reference[:2000] + rng.standard_normal((2000, d)) @ tril.T
-    pairs = summaries.correlation_pairs(samples, reference)
+    stored = compared_pairs(samples, reference)
     metric = correlation_comparison(samples, reference)
+    pairs = summaries.CorrelationPairs(
+        stored["corr_reference"],
+        stored["corr_samples"],
+        metric["corr_pearson_r"],
+        metric["corr_slope"],
+        "corr",
+    )
     assert pairs.reference.shape == pairs.method.shape == (d * (d - 1) // 2,)
     assert pairs.pearson_r == metric["corr_pearson_r"] and pairs.slope == metric["corr_slope"]
     slope, _ = np.polyfit(pairs.reference, pairs.method, 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from metric_fixtures import metric_set
 
 from sivi_engine import artifacts
 from sivi_engine.report import tables
@@ -41,14 +42,12 @@ def test_seed_cell_counts_and_excludes(values, condition, cell) -> None:
 
 def test_run_condition_diverged_before_suspect_and_missing_flags_read_as_zero() -> None:
     runs = [
-        ({"m": 1.0, "diverged": 1.0, "suspect": 1.0}, 0),
-        ({"m": 2.0, "suspect": 1.0}, 1),
-        ({"m": 3.0, "diverged": 0.0, "suspect": 0.0}, 2),
-        ({"m": 4.0}, 3),
+        ({"mmd2": 1.0, "diverged": 1.0, "suspect": 1.0}, 0),
+        ({"mmd2": 2.0, "suspect": 1.0}, 1),
+        ({"mmd2": 3.0, "diverged": 0.0, "suspect": 0.0}, 2),
+        ({"mmd2": 4.0}, 3),
     ]
-    combined = artifacts.combine_metric_sets(
-        [artifacts.metric_set(m, "t", "a", s) for m, s in runs]
-    )
+    combined = artifacts.combine_metric_sets([metric_set(m, "t", "a", s) for m, s in runs])
     combined = combined.reindex(seed=[0, 1, 2, 3, 4])  # seed 4: no run
     run = {"target": "t", "method": "a"}  # a dict: ``sel`` reserves the keyword ``method``
     condition = tables.run_condition(combined.sel(run))

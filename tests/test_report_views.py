@@ -10,9 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
+from metric_fixtures import metric_set
 from report_fixtures import (
     LABELS,
     SEEDS,
+    bare_run,
     report_target_data,
     run_dir,
     section,
@@ -28,9 +30,11 @@ from sivi_engine.metrics import (
     EvaluationContext,
     EvaluationSettings,
     correlation_comparison,
+    correlation_pairs,
     evaluate_groups,
     reliability_curves,
 )
+from sivi_engine.metrics.correlation import pairwise_correlations
 from sivi_engine.metrics.predictive import expected_calibration_error, reliability_curve
 from sivi_engine.report import build_report, legend, summaries, views
 from sivi_engine.report import runs as rn
@@ -48,7 +52,7 @@ DATA_DIVERGED = ("blr_waveform", "svgd", 0)  # a first-seed run: its panels carr
 N_DRAWS = 1000
 
 #: Metric metadata as every MetricSet carries it (header hints).
-METADATA = artifacts.metric_set(
+METADATA = metric_set(
     dict.fromkeys(("test_log_likelihood", "accuracy", "ece", "rmse"), 0.0), "t", "m", 0
 )
 
@@ -82,13 +86,15 @@ def fake_data_metrics(target: str, label_index: int, seed: int) -> dict[str, flo
     return metrics
 
 
-def predictive_evaluation(
+def scored_evaluation(
     samples: np.ndarray, reference: np.ndarray, target, settings: EvaluationSettings
-) -> tuple[dict[str, float], dict[str, np.ndarray]]:
-    """The predictive metrics (q's and ``reference_*``) and the reliability curves of a run,
-    computed by the evaluation's own code (none for a target without held-out data)."""
+) -> tuple[dict[str, float], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The predictive metrics (q's and ``reference_*``) and correlation metrics, the
+    reliability curves and the pairwise correlations of a run, computed by the evaluation's own
+    code (no predictive ones for a target without held-out data)."""
     ctx = EvaluationContext(samples, reference, target, settings)
-    return evaluate_groups(ctx, ["predictive"]), reliability_curves(ctx)
+    metrics = evaluate_groups(ctx, ["predictive", "correlation"])
+    return metrics, reliability_curves(ctx), correlation_pairs(ctx)
 
 
 def method_samples(
@@ -118,12 +124,12 @@ def write_data_results(root: Path) -> list[Path]:
             for seed in SEEDS:
                 samples = method_samples(mean, tril, i, rng)
                 status, metrics = "ok", fake_data_metrics(target_name, i, seed)
-                predictive, reliability = {}, {}
+                scored, reliability, pairs = {}, {}, {}
                 if (target_name, label, seed) == DATA_DIVERGED:
                     samples[-100:] = np.nan
                     status = "diverged"
                 else:
-                    predictive, reliability = predictive_evaluation(
+                    scored, reliability, pairs = scored_evaluation(
                         samples, draws, target, EvaluationSettings()
                     )
                 loss = np.exp(-np.arange(50) / 10.0) + 0.1 * i
@@ -135,10 +141,11 @@ def write_data_results(root: Path) -> list[Path]:
                         label,
                         seed,
                         samples,
-                        metrics | predictive,
+                        metrics | scored,
                         loss,
                         status,
                         reliability=reliability,
+                        pairs=pairs,
                     )
                 )
     return paths
@@ -194,11 +201,17 @@ def described_target_data(name: str, root: Path) -> views.TargetData:
     what the evaluation stores for it (reliability curves for a classifier, here of 4 draws at
     0)."""
     target = make_target(name)
-    draws = np.zeros((4, target.dim))
-    _, reliability = predictive_evaluation(draws, draws, target, EvaluationSettings())
-    metrics = artifacts.metric_set({"kl_qp_knn": 0.1}, name, "svgd", 0, reliability=reliability)
+    draws = np.random.default_rng(0).standard_normal((4, target.dim))
+    _, reliability, pairs = scored_evaluation(draws, draws, target, EvaluationSettings())
+    metrics = metric_set({"kl_qp_knn": 0.1}, name, "svgd", 0, reliability=reliability, pairs=pairs)
+    path = artifacts.write(
+        metrics.assign_attrs(created="c", versions="{}"),
+        root / f"{name}_metrics.zarr",
+        artifacts.METRIC_SET,
+    )
     description = describe(name, root / f"{name}.zarr", {})
-    return views.TargetData(name, (), metrics.sel(target=name), {}, description)
+    run = bare_run(name, "svgd", metrics_path=path)
+    return views.TargetData(name, (run,), metrics.sel(target=name), {}, description)
 
 
 @pytest.mark.parametrize("name", VIEWS_BY_TARGET)
@@ -211,20 +224,22 @@ def test_views_are_chosen_by_target_type(name: str, tmp_path: Path, data_views) 
         assert views.applicable_views(data_views[name]) == expected
 
 
-def test_report_correlation_panels_are_the_first_seed_metrics(data_views) -> None:
+def test_report_correlation_panels_are_the_first_seed_stored_pairs(data_views) -> None:
+    """Each first-seed run's stored pairs, with its stored r and slope; the diverged first-seed
+    run was not scored, so it has no panel."""
     data = data_views["blr_waveform"]
     panels = views.correlation_panels(data)
-    assert [p.title for p in panels] == ["svgd (diverged)", "ksivi_u"]
+    assert [p.title for p in panels] == ["ksivi_u"]
     reference = rn.read_reference(data.runs[0].reference_path)[0]
-    for panel, run in zip(panels, rn.first_seed_runs(data.runs).values()):
-        assert run.seed == 0
-        metric = correlation_comparison(rn.read_samples(run), reference)
-        # exact equality (NaN == NaN here: the metric is undefined for the diverged run's draws)
-        np.testing.assert_equal(panel.data.pearson_r, metric.get("corr_pearson_r", np.nan))
-        np.testing.assert_equal(panel.data.slope, metric.get("corr_slope", np.nan))
-        assert panel.data.reference.shape == (231,)
-    assert np.isnan(panels[0].data.pearson_r)  # NaN draws: the metric is undefined, title "—"
-    assert 0 < panels[1].data.slope < 0.9  # label 1 adds independent noise: correlations shrink
+    run = rn.first_seed_runs(data.runs)["ksivi_u"]
+    samples = rn.read_samples(run)
+    metric = correlation_comparison(samples, reference)
+    pairs = panels[0].data
+    assert pairs.pearson_r == metric["corr_pearson_r"] and pairs.slope == metric["corr_slope"]
+    np.testing.assert_array_equal(pairs.reference, pairwise_correlations(reference))
+    np.testing.assert_array_equal(pairs.method, pairwise_correlations(samples))
+    assert pairs.reference.shape == (231,) and pairs.kind == "corr"
+    assert 0 < pairs.slope < 0.9  # label 1 adds independent noise: correlations shrink
 
 
 def stored_curve(run: xr.Dataset, prefix: str = "") -> dict[str, np.ndarray]:
@@ -316,7 +331,10 @@ def test_predictive_table_rows(data_report, data_views) -> None:
     # seed 0 diverged: no predictive scores, counted and not averaged
     predictive = table_rows(section(md, "blr_waveform"), "| method | test_log_likelihood")
     assert predictive["svgd"][0].endswith(" (n=2; 1 diverged)")
-    assert "BNN: RMSE and log-likelihood on the original scale" in section(md, "bnn_diabetes")
+    # the caption gives each column's meaning from its stored metadata
+    bnn = section(md, "bnn_diabetes")
+    assert "rmse: held-out RMSE of the posterior predictive mean, original scale" in bnn
+    assert "ECE on" not in bnn and "ECE on 10 equal-width bins" in section(md, "blr_waveform")
     assert "held-out predictive" not in section(md, "diffusion")
 
 
@@ -417,7 +435,7 @@ def test_report_shows_the_calibration_bins_the_metric_used(bins_report) -> None:
     assert format_number(recomputed) != format_number(ten_bins)  # differs as the table shows it
 
     text = section((root / "report" / "summary.md").read_text(), "blr_waveform")
-    assert f"accuracy, ECE on {BINS} bins" in text
+    assert f"ECE on {BINS} equal-width bins" in text
     assert f"({BINS} equal-width bins of P(y = 1))" in text
     header = "| method | " + " | ".join(
         legend.header_cell(METADATA, c) for c in ("test_log_likelihood", "accuracy", "ece")
@@ -432,13 +450,13 @@ def test_each_target_shows_its_own_calibration_bins() -> None:
 
     def run(target: str, bins: int) -> xr.Dataset:
         curve = {name: np.full(bins, 0.5) for name in ("confidence", "frequency", "count")}
-        return artifacts.metric_set({"ece": 0.1}, target, "svgd", 0, reliability=curve)
+        return metric_set({"ece": 0.1}, target, "svgd", 0, reliability=curve)
 
     combined = artifacts.combine_metric_sets(
         [
             run("blr_waveform", 4),
             run("blr_breast_cancer", 10),
-            artifacts.metric_set({"kl_qp_knn": 0.1}, "diffusion", "svgd", 0),
+            metric_set({"kl_qp_knn": 0.1}, "diffusion", "svgd", 0),
         ]
     )
     assert combined.sizes["calibration_bin"] == 10

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
+from metric_fixtures import DESCRIBE
 
-from sivi_engine.metric_catalogue import variable_attrs
 from sivi_engine.report.runs import Run
 from sivi_engine.report.splits import REFERENCE_ROW, split_groups, split_table
 from sivi_engine.report.tables import format_number
@@ -23,6 +23,7 @@ def run(target: str, target_name: str, settings: dict, label: str = "k", seed: i
         method="ksivi",
         settings={},
         target_settings=settings,
+        metrics_path=Path("m"),
         samples_path=Path("s"),
         reference_path=Path("r"),
         train_seconds=1.0,
@@ -56,7 +57,7 @@ def combined(values: dict[str, np.ndarray], targets: list[str]) -> xr.Dataset:
     with the metadata every MetricSet variable carries."""
     dims = ("target", "method", "seed")
     coords = {"target": targets, "method": ["k", "g"], "seed": [0, 1]}
-    variables = {name: (dims, v, variable_attrs(name)) for name, v in values.items()}
+    variables = {name: (dims, v, DESCRIBE(name)) for name, v in values.items()}
     return xr.Dataset(variables, coords=coords)
 
 

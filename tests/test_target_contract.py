@@ -70,11 +70,15 @@ def test_parameter_names_are_unique_and_one_per_coordinate(target: Target) -> No
 
 
 @pytest.mark.parametrize("name", declaring(HeldOutData))
-def test_held_out_scores_are_finite(name: str) -> None:
+def test_held_out_scores_are_finite_and_declared(name: str) -> None:
+    """Its scalar scores are finite, and exactly the ones it declares with their metadata."""
     target = contract_target(name)
     scores = target.predictive(points(target, 3))
     scalars = {k: float(v) for k, v in scores.items() if np.ndim(v) == 0}
     assert scalars and all(np.isfinite(list(scalars.values())))
+    declared = type(target).predictive_metrics
+    assert set(declared.always) <= set(scalars)
+    assert not [k for k in scalars if declared.info(k) is None]
     assert len(target.test_response()) > 0
 
 

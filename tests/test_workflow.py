@@ -107,8 +107,8 @@ def test_report_and_tidy_table_cover_the_grid(smoke_run):
     csv = (smoke_run / "results/metrics.csv").read_text().splitlines()
     assert len(csv) == 1 + 3 * 2 * 2
     html = (smoke_run / "reports/index.html").read_text()
-    # per target: curves, density and loss figures; and the KSIVI estimator figure on banana
-    assert html.count("<img") == 3 * 3 + 1
+    # per target: curves, density and loss figures, and KSIVI's two labels compared
+    assert html.count("<img") == 3 * 4
     summary = (smoke_run / "reports/summary.md").read_text()
     assert "runs: 12 (12 ok, 0 diverged)" in summary
     assert "### ring8" in summary and "radius: 2.0" in summary

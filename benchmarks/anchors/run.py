@@ -180,6 +180,7 @@ def anchor_sample_set(
         stopped_on_budget=0,
         checkpoint_overhead_seconds=0.0,
         diagnostics="{}",
+        diagnostics_metadata="{}",
         anchor_repository=spec.repository,
         anchor_commit=commit,
         anchor_script=spec.script,

@@ -21,6 +21,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from sivi_engine.metric_metadata import Catalogue, higher, lower
 from sivi_engine.targets.base import Target
 from sivi_engine.targets.capabilities import SemiImplicitDensity
 
@@ -131,6 +132,22 @@ class GaussianFamily(nn.Module):
 
 #: Draws per chunk of :func:`elbo_terms` (bounds the target's batch, e.g. a BNN's activations).
 ELBO_CHUNK = 100
+
+
+#: What :func:`elbo_terms` reports.
+ELBO_DIAGNOSTICS = Catalogue(
+    always={
+        "elbo": higher(
+            "ELBO(q) = E_q[log p(x)] + H(q) of an explicit Gaussian q by Monte Carlo, with the "
+            "target's closed-form density (the marginal ELBO of a hierarchical model)"
+        ).marked("diagnostic", "nats")
+    },
+    sometimes={
+        "elbo_kl_term": lower(
+            "the ELBO's KL term KL(q‖π) against the closed-form semi-implicit factor π (a prior)"
+        ).marked("diagnostic", "nats")
+    },
+)
 
 
 def elbo_terms(q: GaussianFamily, target: Target, n: int) -> dict[str, float]:

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from sivi_engine.kernels import pairwise_squared_distances
+from sivi_engine.metric_metadata import Catalogue, MetricInfo, higher
 from sivi_engine.targets.base import Target
 
 
@@ -172,10 +173,39 @@ def pairwise_conditional_log_prob(
     return -0.5 * squared + normaliser
 
 
-#: The K of :func:`elbo_sandwich`'s default bounds, and the diagnostics they are reported as.
+#: The K of :func:`elbo_sandwich`'s default bounds.
 SANDWICH_KS = (10, 100, 1000)
-SANDWICH_DIAGNOSTICS = tuple(
-    f"elbo_{side}_k{k}" for k in SANDWICH_KS for side in ("lower", "upper")
+
+
+def sandwich_lower_info(k: str) -> MetricInfo:
+    """The entry of ``elbo_lower_k<k>``."""
+    return higher(
+        f"SIVI lower bound on the ELBO with K = {k} mixing draws (Yin & Zhou; DSIVI)"
+    ).marked("diagnostic", "nats")
+
+
+def sandwich_upper_info(k: str) -> MetricInfo:
+    """The entry of ``elbo_upper_k<k>``."""
+    return MetricInfo(
+        f"DSIVI upper bound on the ELBO with K = {k} mixing draws",
+        "closest to the lower bound",
+        "",
+        kind="diagnostic",
+        unit="nats",
+    )
+
+
+#: The bounds :func:`elbo_sandwich` reports: at the default K always, at any K by pattern.
+SANDWICH_DIAGNOSTICS = Catalogue(
+    always={
+        f"elbo_{side}_k{k}": info(str(k))
+        for k in SANDWICH_KS
+        for side, info in (("lower", sandwich_lower_info), ("upper", sandwich_upper_info))
+    },
+    numbered={
+        r"elbo_lower_k(\d+)": sandwich_lower_info,
+        r"elbo_upper_k(\d+)": sandwich_upper_info,
+    },
 )
 
 

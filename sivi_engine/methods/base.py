@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from sivi_engine.metric_metadata import Catalogue
 from sivi_engine.settings import SettingsError
 from sivi_engine.targets.base import Target
 
@@ -141,8 +142,10 @@ class Method(abc.ABC):
     #: registered method this way, so a new method needs no test list edited.
     smoke_target: ClassVar[str] = "banana"
     smoke_settings: ClassVar[Mapping[str, Any]] = {}
-    #: Names of the scalar diagnostics every fit reports (``FitResult.diagnostics``).
-    diagnostics: ClassVar[tuple[str, ...]] = ()
+    #: The diagnostics a fit reports (``FitResult.diagnostics``, ``Trace.checkpoint_diagnostics``)
+    #: with their metadata: ``always`` those every fit reports, ``sometimes`` and ``numbered``
+    #: the rest (:class:`~sivi_engine.metric_metadata.Catalogue`; the contract suite checks both).
+    diagnostics: ClassVar[Catalogue] = Catalogue()
 
     def memory_need(self, settings: CommonSettings, dim: int) -> tuple[str, int] | None:
         """The setting that sizes this method's largest working array on a ``dim``-dimensional

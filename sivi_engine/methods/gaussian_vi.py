@@ -22,7 +22,7 @@ from typing import ClassVar, Literal
 import torch
 from torch import Tensor
 
-from sivi_engine.families.gaussian import GaussianFamily, elbo_terms
+from sivi_engine.families.gaussian import ELBO_DIAGNOSTICS, GaussianFamily, elbo_terms
 from sivi_engine.methods.base import CommonSettings, FitResult, Method, Trace
 from sivi_engine.methods.registry import METHODS
 from sivi_engine.methods.training import optimise
@@ -75,7 +75,7 @@ class GaussianVI(Method):
     """Shared fit of both Gaussian families; subclasses name the scale parametrisation."""
 
     Settings: ClassVar[type[GaussianVISettings]] = GaussianVISettings
-    diagnostics = ("elbo",)
+    diagnostics = ELBO_DIAGNOSTICS
 
     @staticmethod
     @abc.abstractmethod

@@ -19,11 +19,17 @@ import dataclasses
 import torch
 from torch import Tensor
 
-from sivi_engine.families.gaussian import ELBO_CHUNK, GaussianFamily, elbo_terms
+from sivi_engine.families.gaussian import (
+    ELBO_CHUNK,
+    ELBO_DIAGNOSTICS,
+    GaussianFamily,
+    elbo_terms,
+)
 from sivi_engine.methods.base import FitResult, Method
 from sivi_engine.methods.gaussian_vi import OPTIMISERS, GaussianVISettings
 from sivi_engine.methods.registry import METHODS
 from sivi_engine.methods.training import optimise
+from sivi_engine.metric_metadata import Catalogue, higher
 from sivi_engine.settings import SettingsError
 from sivi_engine.targets.base import Target
 from sivi_engine.targets.capabilities import SemiImplicitDensity
@@ -68,7 +74,15 @@ class JointVI(Method):
         if not issubclass(TARGETS[name], SemiImplicitDensity)
     }
     smoke_target = "student_t1d"
-    diagnostics = ("elbo", "elbo_kl_term", "joint_elbo")
+    diagnostics = Catalogue(
+        always={
+            **ELBO_DIAGNOSTICS.named,
+            "joint_elbo": higher(
+                "joint VI's objective E[log ℓ(x) + log π(x | u) + log π(u)] + H(q(x)) + H(q(u)),"
+                " a lower bound on the marginal ELBO"
+            ).marked("diagnostic", "nats"),
+        }
+    )
 
     def fit(self, target: Target, settings: JointVISettings, device: torch.device) -> FitResult:
         if not isinstance(target, SemiImplicitDensity):

@@ -46,6 +46,7 @@ from sivi_engine.methods.base import FitResult, Method
 from sivi_engine.methods.registry import METHODS
 from sivi_engine.methods.semi_implicit_common import SemiImplicitSettings, build_family
 from sivi_engine.methods.training import fit_variational
+from sivi_engine.metric_metadata import Catalogue, neutral
 from sivi_engine.settings import SettingsError
 from sivi_engine.targets.base import Target
 
@@ -202,7 +203,14 @@ def marginal_score(
 class UIVI(Method):
     name = "uivi"
     Settings = UIVISettings
-    diagnostics = (*SANDWICH_DIAGNOSTICS, "hmc_accept_rate", "hmc_step_size")
+    diagnostics = SANDWICH_DIAGNOSTICS | Catalogue(
+        always={
+            "hmc_accept_rate": neutral(
+                "UIVI: mean HMC acceptance rate of the reverse conditional", "diagnostic"
+            ),
+            "hmc_step_size": neutral("UIVI: adapted HMC step size", "diagnostic"),
+        }
+    )
 
     def fit(self, target: Target, settings: UIVISettings, device: torch.device) -> FitResult:
         dtype = settings.torch_dtype

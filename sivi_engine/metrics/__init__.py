@@ -1,21 +1,41 @@
 """Evaluation metrics comparing a method's samples q with reference draws p.
 
-The estimators live one per module as pure numpy functions. This package registers *metric
-groups* in :data:`METRICS`: each maps an :class:`EvaluationContext` to a dict of named floats,
-and :func:`evaluate_all` merges every group's results.
+The estimators live one per module as pure numpy functions, each module declaring the names
+it gives its estimates with their metadata (``DECLARED``, :mod:`sivi_engine.metric_metadata`).
+This package registers *metric groups* in :data:`METRICS`: each maps an
+:class:`EvaluationContext` to a dict of named floats and carries the declarations of the names
+it returns, and :func:`evaluate_all` merges every group's results.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 
 import numpy as np
 import torch
 
+from sivi_engine.metric_metadata import Catalogue
+from sivi_engine.metrics import (
+    calibration,
+    correlation,
+    density_kl,
+    knn_kl,
+    mmd,
+    modes,
+    moments,
+    predictive,
+    quantiles,
+)
+from sivi_engine.metrics import sliced_wasserstein as sliced
 from sivi_engine.metrics.arrays import subsample
 from sivi_engine.metrics.calibration import marginal_coverage
 from sivi_engine.metrics.context import EvaluationContext, EvaluationSettings, draws_to_score
-from sivi_engine.metrics.correlation import correlation_comparison, rank_correlation_comparison
+from sivi_engine.metrics.correlation import (
+    compared_pairs,
+    correlation_comparison,
+    rank_correlation_comparison,
+)
 from sivi_engine.metrics.density_kl import density_kl_divergence, kozachenko_leonenko_entropy
 from sivi_engine.metrics.knn_kl import knn_kl_divergence
 from sivi_engine.metrics.mmd import (
@@ -41,13 +61,36 @@ from sivi_engine.metrics.sliced_wasserstein import (
     sliced_wasserstein_against,
 )
 from sivi_engine.registry import Registry
+from sivi_engine.targets.capabilities import MixtureComponents
 
-MetricGroup = Callable[[EvaluationContext], dict[str, float]]
+
+@dataclasses.dataclass(frozen=True)
+class MetricGroup:
+    """Estimates computed together from one :class:`EvaluationContext`, and the declarations
+    of every name they may return."""
+
+    compute: Callable[[EvaluationContext], dict[str, float]]
+    declared: Catalogue
+
+    def __call__(self, ctx: EvaluationContext) -> dict[str, float]:
+        return self.compute(ctx)
+
 
 METRICS: Registry[MetricGroup] = Registry("metric")
 
 
-@METRICS.register("knn_kl")
+def metric_group(
+    name: str, declared: Catalogue
+) -> Callable[[Callable[[EvaluationContext], dict[str, float]]], MetricGroup]:
+    """Decorator: register a function of the context as the metric group ``name``."""
+
+    def register(compute: Callable[[EvaluationContext], dict[str, float]]) -> MetricGroup:
+        return METRICS.register(name)(MetricGroup(compute, declared))
+
+    return register
+
+
+@metric_group("knn_kl", knn_kl.DECLARED)
 def _knn_kl(ctx: EvaluationContext) -> dict[str, float]:
     """kNN KL in both directions on fixed-seed subsamples of at most ``max_points_knn`` rows."""
     s = ctx.settings
@@ -60,7 +103,7 @@ def _knn_kl(ctx: EvaluationContext) -> dict[str, float]:
     }
 
 
-@METRICS.register("density_kl")
+@metric_group("density_kl", density_kl.DECLARED)
 def _density_kl(ctx: EvaluationContext) -> dict[str, float]:
     """KL(q‖p) = −Ĥ(q) − E_q log p against the normalised target, for targets of dimension
     ≤ 2 (where the entropy estimator's bias was measured below its Monte-Carlo error; it grows
@@ -77,7 +120,7 @@ def _density_kl(ctx: EvaluationContext) -> dict[str, float]:
     return {"kl_qp_density": density_kl_divergence(ctx.samples, log_density)}
 
 
-@METRICS.register("mmd")
+@metric_group("mmd", mmd.DECLARED)
 def _mmd(ctx: EvaluationContext) -> dict[str, float]:
     """Unbiased MMD² with the median-distance bandwidth ℓ of the reference sample, and with the
     mean of the Gaussian kernels of widths ℓ × :data:`MULTISCALE_FACTORS`."""
@@ -99,7 +142,7 @@ def _mmd(ctx: EvaluationContext) -> dict[str, float]:
     }
 
 
-@METRICS.register("sliced_wasserstein")
+@metric_group("sliced_wasserstein", sliced.DECLARED)
 def _sliced_wasserstein(ctx: EvaluationContext) -> dict[str, float]:
     """Sliced 1-Wasserstein distance in reference sds, for targets with finite variance (the
     scale is the reference's sd)."""
@@ -112,7 +155,7 @@ def _sliced_wasserstein(ctx: EvaluationContext) -> dict[str, float]:
     return {"sliced_w1": sliced_wasserstein_against(ctx.samples, reference)}
 
 
-@METRICS.register("correlation")
+@metric_group("correlation", correlation.DECLARED)
 def _correlation(ctx: EvaluationContext) -> dict[str, float]:
     """Pearson correlations; rank (Spearman) ones where the target has no finite variance."""
     if ctx.target.infinite_variance:
@@ -120,15 +163,23 @@ def _correlation(ctx: EvaluationContext) -> dict[str, float]:
     return correlation_comparison(ctx.samples, ctx.reference)
 
 
-@METRICS.register("coverage")
+@metric_group("coverage", calibration.DECLARED)
 def _coverage(ctx: EvaluationContext) -> dict[str, float]:
     return marginal_coverage(ctx.samples, ctx.reference)
 
 
-@METRICS.register("modes")
+@metric_group("moments", moments.DECLARED | quantiles.DECLARED)
+def _moments(ctx: EvaluationContext) -> dict[str, float]:
+    """Mean and sd errors; median, IQR and tail-quantile errors where the target has no
+    finite variance (:mod:`sivi_engine.metrics.quantiles`)."""
+    if ctx.target.infinite_variance:
+        return quantile_errors(ctx.samples, ctx.reference)
+    return moment_errors(ctx.samples, ctx.reference)
+
+
+@metric_group("modes", modes.DECLARED)
 def _modes(ctx: EvaluationContext) -> dict[str, float]:
     """Mode coverage, for Gaussian-mixture targets whose component centres are separated."""
-    from sivi_engine.targets.capabilities import MixtureComponents  # the report imports metrics
 
     target = ctx.target
     if not isinstance(target, MixtureComponents):
@@ -140,22 +191,14 @@ def _modes(ctx: EvaluationContext) -> dict[str, float]:
     return mode_coverage(ctx.samples, means, covariances, weights, share)
 
 
-@METRICS.register("moments")
-def _moments(ctx: EvaluationContext) -> dict[str, float]:
-    """Mean and sd errors; median, IQR and tail-quantile errors where the target has no
-    finite variance (:mod:`sivi_engine.metrics.quantiles`)."""
-    if ctx.target.infinite_variance:
-        return quantile_errors(ctx.samples, ctx.reference)
-    return moment_errors(ctx.samples, ctx.reference)
-
-
-@METRICS.register("predictive")
+@metric_group("predictive", predictive.DECLARED)
 def _predictive(ctx: EvaluationContext) -> dict[str, float]:
     """Held-out predictive scores of q's draws, for targets with held-out data
     (:class:`~sivi_engine.targets.capabilities.HeldOutData`): test log-likelihood and accuracy
     or RMSE as the target defines them, and for a classifier (predictive probabilities
     returned) the expected calibration error. The same scores of the reference
-    (:attr:`EvaluationContext.predictive`) are prefixed ``reference_``."""
+    (:attr:`EvaluationContext.predictive`) are prefixed ``reference_``. The target declares
+    its own scores (``HeldOutData.predictive_metrics``); this group, the ECE."""
     if ctx.predictive is None:
         return {}
     labels, bins = ctx.target.test_response(), ctx.settings.calibration_bins
@@ -184,6 +227,20 @@ def reliability_curves(ctx: EvaluationContext) -> dict[str, np.ndarray]:
     return curves
 
 
+#: Largest dimension whose pairwise correlations a MetricSet stores, d(d − 1)/2 values (4950 at
+#: the diffusion's 100; a BNN's 10⁴ weights would give 5·10⁷ pairs and no pattern to show).
+PAIRS_MAX_DIM = 100
+
+
+def correlation_pairs(ctx: EvaluationContext) -> dict[str, np.ndarray]:
+    """The pairwise correlations behind the ``correlation`` group's metrics, q's and the
+    reference's (:func:`~sivi_engine.metrics.correlation.compared_pairs`: Spearman's on a
+    target without finite variance), for 3 ≤ d ≤ :data:`PAIRS_MAX_DIM`; none otherwise."""
+    if not 3 <= ctx.target.dim <= PAIRS_MAX_DIM:
+        return {}
+    return compared_pairs(ctx.samples, ctx.reference, rank=ctx.target.infinite_variance)
+
+
 def evaluate_groups(ctx: EvaluationContext, names: Iterable[str]) -> dict[str, float]:
     """Run the metric groups ``names`` on ``ctx`` and merge their results (names must not clash)."""
     results: dict[str, float] = {}
@@ -207,6 +264,7 @@ __all__ = [
     "EvaluationSettings",
     "MetricGroup",
     "correlation_comparison",
+    "correlation_pairs",
     "density_kl_divergence",
     "draws_to_score",
     "expected_calibration_error",

@@ -6,7 +6,33 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from sivi_engine.metric_metadata import Catalogue, MetricInfo, ideal, lower
 from sivi_engine.metrics.arrays import as_samples
+
+#: Levels of the intervals :func:`marginal_coverage` scores by default.
+COVERAGE_LEVELS = (0.5, 0.8, 0.9, 0.95)
+
+
+def coverage_info(percent: str) -> MetricInfo:
+    """The entry of ``coverage_<percent>``."""
+    return ideal(
+        f"fraction of reference draws inside q's central {percent}% marginal interval,"
+        " mean over coordinates",
+        int(percent) / 100,
+    )
+
+
+#: The names :func:`marginal_coverage` returns.
+DECLARED = Catalogue(
+    sometimes={
+        "coverage_error": lower(
+            "mean over the levels "
+            + ", ".join(f"{level:g}" for level in COVERAGE_LEVELS)
+            + " of |coverage − level|"
+        )
+    },
+    numbered={r"coverage_(\d+)": coverage_info},
+)
 
 
 def coverage_key(level: float) -> str:
@@ -15,7 +41,7 @@ def coverage_key(level: float) -> str:
 
 
 def marginal_coverage(
-    x: np.ndarray, y: np.ndarray, levels: Sequence[float] = (0.5, 0.8, 0.9, 0.95)
+    x: np.ndarray, y: np.ndarray, levels: Sequence[float] = COVERAGE_LEVELS
 ) -> dict[str, float]:
     """Coverage of q's central marginal intervals by the reference draws.
 

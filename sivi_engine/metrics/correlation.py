@@ -4,7 +4,34 @@ from __future__ import annotations
 
 import numpy as np
 
+from sivi_engine.metric_metadata import Catalogue, ideal, lower
 from sivi_engine.metrics.arrays import as_samples
+
+#: The names :func:`correlation_comparison` and :func:`rank_correlation_comparison` return.
+DECLARED = Catalogue(
+    sometimes={
+        "corr_max_abs_diff": lower("largest |Δρ| over all pairwise correlations, q vs reference"),
+        "corr_pearson_r": ideal(
+            "Pearson r between the pairwise correlations of q and of the reference (d ≥ 3)", 1
+        ),
+        "corr_slope": ideal(
+            "least-squares slope of q's pairwise correlations on the reference's (d ≥ 3)", 1
+        ),
+        "rank_corr_max_abs_diff": lower(
+            "largest |Δρ_S| over all pairwise Spearman rank correlations, q vs reference"
+            " (infinite-variance targets)"
+        ),
+        "rank_corr_pearson_r": ideal(
+            "Pearson r between the pairwise Spearman correlations of q and of the reference"
+            " (d ≥ 3)",
+            1,
+        ),
+        "rank_corr_slope": ideal(
+            "least-squares slope of q's pairwise Spearman correlations on the reference's (d ≥ 3)",
+            1,
+        ),
+    }
+)
 
 
 def pairwise_correlations(a: np.ndarray) -> np.ndarray:
@@ -53,3 +80,20 @@ def rank_correlation_comparison(x: np.ndarray, y: np.ndarray) -> dict[str, float
         rankdata(as_samples(x, "x"), axis=0), rankdata(as_samples(y, "y"), axis=0)
     )
     return {f"rank_{name}": value for name, value in ranked.items()}
+
+
+def compared_pairs(x: np.ndarray, y: np.ndarray, rank: bool = False) -> dict[str, np.ndarray]:
+    """The pairwise correlations that :func:`correlation_comparison` (``rank``:
+    :func:`rank_correlation_comparison`) compares: ``corr_samples`` = ρ_q of x and
+    ``corr_reference`` = ρ_p of y (keys prefixed ``rank_`` for the rank ones), pair order
+    j < k row-major."""
+    x, y = as_samples(x, "x"), as_samples(y, "y")
+    if rank:
+        from scipy.stats import rankdata
+
+        x, y = rankdata(x, axis=0), rankdata(y, axis=0)
+    prefix = "rank_corr" if rank else "corr"
+    return {
+        f"{prefix}_samples": pairwise_correlations(x),
+        f"{prefix}_reference": pairwise_correlations(y),
+    }

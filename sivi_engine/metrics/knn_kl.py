@@ -10,7 +10,21 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
+from sivi_engine.metric_metadata import Catalogue, divergence
 from sivi_engine.metrics.arrays import as_samples
+
+#: What :mod:`sivi_engine.metrics` names this module's estimates.
+DECLARED = Catalogue(
+    sometimes={
+        "kl_qp_knn": divergence(
+            "KL(q‖p), k-nearest-neighbour estimate from samples (can dip below 0)"
+        ),
+        "kl_pq_knn": divergence(
+            "KL(p‖q), k-nearest-neighbour estimate from samples (can dip below 0)"
+        ),
+    }
+)
+
 
 #: Rows of ``points`` per block in :func:`kth_distance_exhaustive`: bounds the block of
 #: distances, e.g. 1024 × 10000 float64 = 82 MB.

@@ -9,7 +9,25 @@ import numpy as np
 import torch
 from scipy.spatial.distance import pdist
 
+from sivi_engine.metric_metadata import Catalogue, divergence, neutral
 from sivi_engine.metrics.arrays import as_samples, subsample
+
+#: What :mod:`sivi_engine.metrics` names this module's estimates.
+DECLARED = Catalogue(
+    sometimes={
+        "mmd2": divergence(
+            "unbiased squared MMD between q and reference draws, Gaussian kernel (can dip below 0)"
+        ).shown(("headline", 0), ("curve", 0)),
+        "mmd2_multiscale": divergence(
+            "unbiased squared MMD with the mean of Gaussian kernels of widths ⅛, ¼, ½, 1 and 2 ×"
+            " the median bandwidth (sees local shape in d > 2 as well; can dip below 0)"
+        ).shown(("headline", 1)),
+        "mmd_bandwidth": neutral(
+            "Gaussian-kernel bandwidth used by mmd2 (median heuristic on the reference)",
+            kind="diagnostic",
+        ),
+    }
+)
 
 
 def median_bandwidth(y: np.ndarray, max_points: int = 2000, seed: int = 0) -> float:

@@ -25,7 +25,27 @@ from __future__ import annotations
 
 import numpy as np
 
+from sivi_engine.metric_metadata import Catalogue, MetricInfo, ideal
 from sivi_engine.metrics.arrays import as_samples
+
+#: The names :func:`mode_coverage` returns.
+DECLARED = Catalogue(
+    sometimes={
+        "mode_coverage": ideal(
+            "fraction of the target's modes holding at least mode_min_share × their weight of"
+            " q's mass",
+            1,
+        ),
+    },
+    numbered={
+        r"mode_mass_(\d+)": lambda k: MetricInfo(
+            f"share of q's mass assigned to target mode {k} (nearest centre within 3 sds)",
+            "≈ weight",
+            "",
+        ),
+    },
+)
+
 
 #: Smallest centre distance, in component sds, for two components to count as distinct modes.
 #: Two equal Gaussians form two modes only beyond 2 sd; at 3 sd each Voronoi cell still holds

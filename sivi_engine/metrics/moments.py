@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from sivi_engine.metric_metadata import Catalogue, ideal, lower
 from sivi_engine.metrics.arrays import as_samples
+
+#: The names :func:`moment_errors` returns.
+DECLARED = Catalogue(
+    sometimes={
+        "mean_error_std": lower(
+            "largest |mean_q − mean_p| / sd_p over coordinates (mean error in reference sds)"
+        ).shown(("curve", 3)),
+        "sd_ratio_log_max": lower("largest |log(sd_q / sd_p)| over coordinates"),
+        "sd_ratio_mean": ideal("mean of sd_q / sd_p over coordinates", 1),
+    }
+)
 
 
 def moment_errors(x: np.ndarray, y: np.ndarray) -> dict[str, float]:

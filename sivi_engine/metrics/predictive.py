@@ -27,6 +27,19 @@ from typing import Any
 
 import numpy as np
 
+from sivi_engine.metric_metadata import Catalogue, lower
+
+#: The name :func:`predictive_scores` adds to a classifier's scores.
+DECLARED = Catalogue(
+    sometimes={
+        "ece": lower(
+            "expected calibration error of the posterior predictive on held-out data (of the"
+            " top label's probability for a multi-class classifier)"
+        ).shown(("predictive", 3)),
+    }
+)
+
+
 #: Bins of the reliability curve and of the ECE.
 CALIBRATION_BINS = 10
 

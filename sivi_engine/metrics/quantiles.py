@@ -22,7 +22,25 @@ from __future__ import annotations
 
 import numpy as np
 
+from sivi_engine.metric_metadata import Catalogue, lower
 from sivi_engine.metrics.arrays import as_samples
+
+#: The names :func:`quantile_errors` returns.
+DECLARED = Catalogue(
+    sometimes={
+        "median_error_iqr": lower(
+            "largest |median_q − median_p| / IQR_p over coordinates (infinite-variance targets)"
+        ).shown(("curve", 4)),
+        "iqr_ratio_log_max": lower(
+            "largest |log(IQR_q / IQR_p)| over coordinates (infinite-variance targets)"
+        ),
+        "tail_ratio_log_max": lower(
+            "largest |log ratio| of the distances of the 1, 5, 95, 99 % quantiles from the"
+            " median, q vs reference, over coordinates (infinite-variance targets)"
+        ),
+    }
+)
+
 
 #: Quantile levels of the tail measure.
 TAIL_LEVELS = (0.01, 0.05, 0.95, 0.99)

@@ -205,15 +205,16 @@ def correlation_figure(panels: Sequence[Series[CorrelationPairs]]) -> Figure:
             f"{panel.title}\nr = {_title_number(pairs.pearson_r)}, "
             f"slope = {_title_number(pairs.slope)}"
         )
+        symbol = "ρ_S" if pairs.kind == "rank_corr" else "ρ"
         ax.set(
             xlim=(-1.05, 1.05),
             ylim=(-1.05, 1.05),
             aspect="equal",
             title=title,
-            xlabel="reference ρ",
+            xlabel=f"reference {symbol}",
         )
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("method ρ")
+    axes[0].set_ylabel(f"method {'ρ_S' if panels[0].data.kind == 'rank_corr' else 'ρ'}")
     return fig
 
 

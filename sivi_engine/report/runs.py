@@ -69,6 +69,7 @@ class Run:
     method: str
     settings: dict[str, Any]  # the method's resolved settings, as training stored them
     target_settings: dict[str, Any]
+    metrics_path: Path
     samples_path: Path
     reference_path: Path
     train_seconds: float
@@ -152,6 +153,7 @@ def read_run(
         method=str(attrs["method"]),
         settings=json.loads(samples.attrs["settings"]),
         target_settings=json.loads(attrs["target_settings"]),
+        metrics_path=Path(metrics_path),
         samples_path=samples_path,
         reference_path=reference_path,
         train_seconds=float(samples.attrs["wall_seconds"]),
@@ -214,6 +216,18 @@ def read_loss(run: Run) -> tuple[np.ndarray, np.ndarray]:
     """The run's training trace: (step, loss)."""
     ds = artifacts.read(run.samples_path, artifacts.SAMPLE_SET)
     return ds["step"].values, ds["loss"].values
+
+
+def read_pairs(run: Run) -> dict[str, np.ndarray]:
+    """The pairwise correlations the run's MetricSet stores (``pair_<name>`` → values, one per
+    parameter pair; none where the evaluation stored none)."""
+    ds = artifacts.read(run.metrics_path, artifacts.METRIC_SET)
+    prefix = artifacts.PAIR_PREFIX
+    return {
+        str(name).removeprefix(prefix): ds[name].values.reshape(-1)
+        for name in ds.data_vars
+        if str(name).startswith(prefix)
+    }
 
 
 def read_reference(path: Path) -> tuple[np.ndarray, str]:

@@ -2,8 +2,8 @@
 
 - :func:`path_band`: pointwise posterior mean and central credible band of a path-valued
   posterior (the diffusion's latent states);
-- :func:`correlation_pairs`: the pairwise correlations of q and of the reference, with the
-  ``corr_pearson_r`` / ``corr_slope`` metrics computed by the metric's own code;
+- :class:`CorrelationPairs`: the stored pairwise correlations of q and of the reference, with
+  the run's ``corr_pearson_r`` / ``corr_slope``;
 - :class:`ReliabilityLine`: a classifier's stored reliability curve and its ECE.
 """
 
@@ -13,10 +13,6 @@ import dataclasses
 import math
 
 import numpy as np
-
-from sivi_engine.metrics.arrays import as_samples
-from sivi_engine.metrics.correlation import correlation_comparison, pairwise_correlations
-from sivi_engine.metrics.predictive import ReliabilityCurve
 
 
 def finite_rows(draws: np.ndarray) -> np.ndarray:
@@ -53,28 +49,31 @@ def path_band(draws: np.ndarray, level: float = 0.95) -> PathBand:
 
 @dataclasses.dataclass(frozen=True)
 class CorrelationPairs:
-    """The d(d−1)/2 pairwise correlations ρ_p (reference) and ρ_q (method), pair order j < k
-    row-major, and ``pearson_r`` = corr(ρ_q, ρ_p), ``slope`` = least-squares slope of ρ_q on ρ_p
-    (NaN where the metric is undefined)."""
+    """The d(d−1)/2 pairwise correlations ρ_p (reference) and ρ_q (method) the evaluation
+    stored, pair order j < k row-major, and its ``pearson_r`` = corr(ρ_q, ρ_p) and ``slope`` =
+    least-squares slope of ρ_q on ρ_p (NaN where undefined); ``kind`` names the correlation
+    (``corr``: Pearson, ``rank_corr``: Spearman)."""
 
     reference: np.ndarray
     method: np.ndarray
     pearson_r: float
     slope: float
+    kind: str
 
 
-def correlation_pairs(samples: np.ndarray, reference: np.ndarray) -> CorrelationPairs:
-    """ρ_q of ``samples`` and ρ_p of ``reference``; r and slope from
-    :func:`~sivi_engine.metrics.correlation.correlation_comparison` on the same arrays, so they
-    equal the run's ``corr_pearson_r`` / ``corr_slope`` metrics."""
-    x, y = as_samples(samples, "samples"), as_samples(reference, "reference")
-    metrics = correlation_comparison(x, y)
-    return CorrelationPairs(
-        reference=pairwise_correlations(y),
-        method=pairwise_correlations(x),
-        pearson_r=metrics.get("corr_pearson_r", math.nan),
-        slope=metrics.get("corr_slope", math.nan),
-    )
+@dataclasses.dataclass(frozen=True)
+class ReliabilityCurve:
+    """A stored reliability curve: per calibration bin the mean predicted probability, the
+    observed frequency and the count (NaN and 0 in an empty bin)."""
+
+    confidence: np.ndarray
+    frequency: np.ndarray
+    count: np.ndarray
+
+    def filled(self) -> ReliabilityCurve:
+        """The non-empty bins only."""
+        keep = np.nan_to_num(self.count) > 0
+        return ReliabilityCurve(self.confidence[keep], self.frequency[keep], self.count[keep])
 
 
 @dataclasses.dataclass(frozen=True)

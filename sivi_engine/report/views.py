@@ -8,8 +8,8 @@ runs' MetricSets and SampleSets. :data:`VIEWS` lists them in reading order:
 - predictive table — targets with held-out data (capability ``held_out_data``), the reference
   row from the MetricSets' ``reference_*`` scores;
 - density figure — targets whose description holds a density grid (1-D and 2-D);
-- correlation scatter — targets of 3 to :data:`MAX_CORRELATION_DIM` parameters with finite
-  variance;
+- correlation scatter — targets whose runs' MetricSets store their pairwise correlations
+  (``pair_*``: 3 to 100 parameters; Spearman's where the variance is infinite);
 - reliability diagram — classifiers, from the MetricSets' ``reliability_*`` curves;
 - posterior paths — path-valued targets (capability ``latent_path``);
 - the seed papers' own experiments (:mod:`sivi_engine.report.seed_experiments`): bounds per
@@ -23,7 +23,9 @@ Figures show each label's first-seed run (:func:`~sivi_engine.report.runs.first_
 MetricSets' per-checkpoint curves (:mod:`sivi_engine.report.curves`), over all ok seeds:
 
 - time-to-quality table and metric curves against iterations and seconds — every target;
-- KSIVI's V- against U-statistic estimator — :data:`KSIVI_COMPARISON_TARGETS`, when both ran.
+- setting comparisons — per method with several labels (KSIVI's V- against U-statistic
+  ``estimator``, DSIVI's mixing draws K, ...), those labels along training, the legend naming
+  the settings they differ in.
 """
 
 from __future__ import annotations
@@ -34,13 +36,13 @@ import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
 from sivi_engine import artifacts
-from sivi_engine.metrics.predictive import ReliabilityCurve
 from sivi_engine.report import curves, legend, seed_experiments, summaries, tables
 from sivi_engine.report import figures as fig
 from sivi_engine.report import runs as rn
@@ -54,9 +56,6 @@ NO_REFERENCE_NOTE = (
 )
 #: Central credible level of the diffusion's path bands (2.5 and 97.5 percentiles).
 PATH_BAND_LEVEL = 0.95
-#: Largest dimension with a correlation scatter: its d(d − 1)/2 points stay readable (4950 at
-#: the diffusion's 100), and a BNN's permutation-symmetric weights have no pattern to show.
-MAX_CORRELATION_DIM = 100
 
 
 @dataclasses.dataclass
@@ -107,6 +106,35 @@ class TargetData:
     def first_seed(self) -> list[tuple[rn.Run, np.ndarray]]:
         """Each label's first-seed run and its samples, in label order."""
         return [(run, rn.read_samples(run)) for run in rn.first_seed_runs(self.runs).values()]
+
+    @functools.cached_property
+    def correlation_pairs(self) -> list[tuple[rn.Run, summaries.CorrelationPairs]]:
+        """Each label's first-seed run and the pairwise correlations its MetricSet stores, with
+        the run's r and slope of the same kind; runs that stored none are left out."""
+        out = []
+        for run in rn.first_seed_runs(self.runs).values():
+            pairs = rn.read_pairs(run)
+            kind = next((k for k in ("corr", "rank_corr") if f"{k}_samples" in pairs), None)
+            if kind is None:
+                continue
+            run_metrics = self.metrics.sel({"method": run.label, "seed": run.seed})
+
+            def metric(name: str, run_metrics: xr.Dataset = run_metrics) -> float:
+                return float(run_metrics[name]) if name in run_metrics.data_vars else math.nan
+
+            out.append(
+                (
+                    run,
+                    summaries.CorrelationPairs(
+                        reference=pairs[f"{kind}_reference"],
+                        method=pairs[f"{kind}_samples"],
+                        pearson_r=metric(f"{kind}_pearson_r"),
+                        slope=metric(f"{kind}_slope"),
+                        kind=kind,
+                    ),
+                )
+            )
+        return out
 
     @property
     def labels(self) -> list[str]:
@@ -169,15 +197,14 @@ def predictive_blocks(data: TargetData) -> list[Block]:
     reference = reference_scores(data.metrics)
     title = data.reference_title if data.has_reference else None
     table = tables.predictive_table(title, reference, data.metrics, data.labels)
-    if "rmse" in reference or tables.has_values(data.metrics, "rmse"):
-        what = "BNN: RMSE and log-likelihood on the original scale"
-    elif is_classifier(data.metrics):
-        bins = calibration_bins(data.metrics)
-        what = f"log predictive density per test point, accuracy, ECE on {bins} bins"
-        if tables.has_values(data.metrics, "ood_auroc"):
-            what += " (top label), AUROC of the predictive entropy on out-of-distribution inputs"
-    else:
-        what = "log predictive density per test point"
+    meanings = [
+        f"{metric}: {legend.entry(data.metrics, metric).description}"
+        for metric in legend.with_role(data.metrics, "predictive")
+        if metric in reference or tables.has_values(data.metrics, metric)
+    ]
+    what = "; ".join(meanings)
+    if is_classifier(data.metrics):
+        what += f"; ECE on {calibration_bins(data.metrics)} equal-width bins"
     rows = (
         "the reference row from as many reference draws as each run is scored on, method rows"
         if data.has_reference
@@ -214,24 +241,23 @@ def density_blocks(data: TargetData) -> list[Block]:
 
 
 def correlation_panels(data: TargetData) -> list[fig.Series[summaries.CorrelationPairs]]:
-    """Per label (first seed): the pairwise correlations of its samples and of the reference,
-    with the ``corr_pearson_r`` and ``corr_slope`` of the two."""
+    """Per label (first seed): the stored pairwise correlations of its samples and of the
+    reference, with the run's ``corr_pearson_r`` and ``corr_slope`` of the two."""
     return [
-        fig.Series(
-            panel_title(run),
-            data.colour[run.label],
-            summaries.correlation_pairs(samples, data.reference),
-        )
-        for run, samples in data.first_seed
+        fig.Series(panel_title(run), data.colour[run.label], pairs)
+        for run, pairs in data.correlation_pairs
     ]
 
 
 def correlation_blocks(data: TargetData) -> list[Block]:
     """Scatter of each method's pairwise posterior correlations against the reference's."""
+    ranked = any(pairs.kind == "rank_corr" for _, pairs in data.correlation_pairs)
+    what = "Spearman rank correlations" if ranked else "correlations"
     caption = (
-        f"{data.name}: pairwise posterior correlations, each method (seed "
-        f"{data.seeds_shown}) against the {data.reference_title}, one point per pair; "
-        "titles: Pearson r and least-squares slope of the method's on the reference's"
+        f"{data.name}: pairwise posterior {what}, each method (seed "
+        f"{data.seeds_shown}) against the {data.reference_title}, one point per pair, as the "
+        "evaluation scored them; titles: Pearson r and least-squares slope of the method's on "
+        "the reference's"
     )
     return [data.image("correlation", caption, fig.correlation_figure(correlation_panels(data)))]
 
@@ -243,7 +269,7 @@ def stored_reliability(run_metrics: xr.Dataset, prefix: str = "") -> summaries.R
     def values(name: str) -> np.ndarray:
         return run_metrics[f"{artifacts.RELIABILITY_PREFIX}{prefix}{name}"].values
 
-    curve = ReliabilityCurve(values("confidence"), values("frequency"), values("count"))
+    curve = summaries.ReliabilityCurve(values("confidence"), values("frequency"), values("count"))
     ece = run_metrics[f"{prefix}ece"].values if f"{prefix}ece" in run_metrics else math.nan
     return summaries.ReliabilityLine(curve.filled(), float(ece))
 
@@ -324,15 +350,10 @@ def loss_blocks(data: TargetData) -> list[Block]:
     return [data.image("loss", caption, fig.loss_figure(traces, data.colour))]
 
 
-def _shows_correlations(data: TargetData) -> bool:
-    finite_variance = "infinite_variance" not in data.capabilities
-    return 3 <= data.dim <= MAX_CORRELATION_DIM and finite_variance
-
-
 VIEWS: tuple[View, ...] = (
     View("predictive", lambda d: "held_out_data" in d.capabilities, predictive_blocks),
     View("density", lambda d: density_grid(d.description) is not None, density_blocks),
-    View("correlation", _shows_correlations, correlation_blocks),
+    View("correlation", lambda d: bool(d.correlation_pairs), correlation_blocks),
     View("reliability", lambda d: is_classifier(d.metrics), reliability_blocks),
     View("paths", lambda d: "latent_path" in d.capabilities, path_blocks),
     View("stage_bounds", seed_experiments.has_stage_bounds, seed_experiments.stage_bound_blocks),
@@ -346,11 +367,8 @@ VIEWS: tuple[View, ...] = (
 
 #: The clocks curves are drawn against: MetricSet variable and axis label.
 CLOCKS = ((curves.ITERATION, "iteration"), (curves.SECONDS, "training-loop seconds"))
-#: Targets that get the KSIVI estimator figure, and what it shows (the KSIVI paper, Cheng et al.
-#: 2024, compares its vanilla V-statistic and its U-statistic estimator along training).
-KSIVI_COMPARISON_TARGETS = ("banana",)
-KSIVI_ESTIMATORS = ("vstat", "ustat")
-KSIVI_COMPARISON_METRICS = ("mmd2", "sliced_w1")
+#: How many of the target's curve metrics (in their curve rank) a setting comparison shows.
+COMPARISON_METRICS = 2
 
 
 def curve_levels(ds: xr.Dataset, metric: str) -> dict[str, float]:
@@ -433,23 +451,53 @@ def curve_blocks(data: TargetData) -> list[Block]:
     return [data.image("curves", caption, fig.curve_figure(panels, ncols=len(CLOCKS)))]
 
 
-def ksivi_estimators(runs: Sequence[rn.Run]) -> dict[str, str]:
-    """KSIVI label → its estimator (``vstat`` or ``ustat``), in label order, from the runs'
-    settings."""
-    return {
-        run.label: run.settings["estimator"]
-        for run in runs
-        if run.method == "ksivi" and "estimator" in run.settings
-    }
+#: Most settings a comparison's legend names (labels differing in more are named alone).
+LEGEND_SETTINGS = 3
 
 
-def ksivi_estimator_panels(data: TargetData) -> list[fig.CurvePanel]:
-    """The KSIVI labels' MMD² and kNN KL against iterations, legend ``label (estimator)``;
-    none unless both estimators ran on the target."""
-    estimators = ksivi_estimators(data.runs)
-    if not set(KSIVI_ESTIMATORS) <= set(estimators.values()):
-        return []
-    titles = {label: f"{label} ({estimator})" for label, estimator in estimators.items()}
+@dataclasses.dataclass(frozen=True)
+class SettingComparison:
+    """The labels of one method on a target, and the settings they differ in: label → its
+    values of those settings, in label order."""
+
+    method: str
+    settings: tuple[str, ...]
+    values: dict[str, dict[str, Any]]
+
+    def legend(self, label: str) -> str:
+        """``label (setting = value, …)``, or the label alone when they differ in many."""
+        if len(self.settings) > LEGEND_SETTINGS:
+            return label
+        values = ", ".join(f"{key} = {value}" for key, value in self.values[label].items())
+        return f"{label} ({values})"
+
+
+def setting_comparisons(runs: Sequence[rn.Run]) -> list[SettingComparison]:
+    """Per method with two or more labels on the target (e.g. KSIVI's V- and U-statistic
+    ``estimator``), the settings its labels differ in."""
+    settings: dict[str, dict[str, dict[str, Any]]] = {}
+    for run in runs:
+        settings.setdefault(run.method, {}).setdefault(run.label, run.settings)
+    comparisons = []
+    for method, by_label in settings.items():
+        if len(by_label) < 2:
+            continue
+        keys = sorted(set().union(*(s.keys() for s in by_label.values())))
+        differing = tuple(
+            key
+            for key in keys
+            if len({json.dumps(s.get(key), sort_keys=True) for s in by_label.values()}) > 1
+        )
+        values = {label: {key: s.get(key) for key in differing} for label, s in by_label.items()}
+        comparisons.append(SettingComparison(method, differing, values))
+    return comparisons
+
+
+def comparison_panels(data: TargetData, comparison: SettingComparison) -> list[fig.CurvePanel]:
+    """The comparison's labels along training (:data:`COMPARISON_METRICS` leading curve metrics
+    against iterations), the legend naming the settings they differ in."""
+    titles = {label: comparison.legend(label) for label in comparison.values}
+    present = curves.curve_metrics(data.metrics)
     return [
         fig.CurvePanel(
             legend.header_cell(data.metrics, metric),
@@ -457,30 +505,33 @@ def ksivi_estimator_panels(data: TargetData) -> list[fig.CurvePanel]:
             curve_lines(data, metric, curves.ITERATION, titles),
             curve_levels(data.metrics, metric),
         )
-        for metric in KSIVI_COMPARISON_METRICS
-        if metric in curves.curve_metrics(data.metrics)
+        for metric in present[:COMPARISON_METRICS]
     ]
 
 
-def ksivi_estimator_blocks(data: TargetData) -> list[Block]:
-    """KSIVI's V-statistic (vanilla) against its U-statistic estimator along training."""
-    panels = ksivi_estimator_panels(data)
-    if not panels:
-        return []
-    caption = (
-        f"{data.name}: KSIVI with the V-statistic (vanilla) and the U-statistic estimator "
-        f"of the kernel Stein discrepancy, {' and '.join(KSIVI_COMPARISON_METRICS)} "
-        "against iterations, as the KSIVI paper compares them (Cheng et al. 2024); mean "
-        "over ok seeds and min–max band, dotted: the reference floor, dashed: the "
-        "threshold τ"
-    )
-    return [data.image("ksivi_estimators", caption, fig.curve_figure(panels, ncols=len(panels)))]
+def comparison_blocks(data: TargetData) -> list[Block]:
+    """Per method with several labels: those labels along training."""
+    blocks: list[Block] = []
+    for comparison in setting_comparisons(data.runs):
+        panels = [p for p in comparison_panels(data, comparison) if p.lines]
+        if not panels:
+            continue
+        metrics = " and ".join(p.ylabel.split()[0] for p in panels)
+        differ = ", ".join(comparison.settings) or "no setting (seeds or budgets only)"
+        caption = (
+            f"{data.name}: the {comparison.method} labels, which differ in {differ}: "
+            f"{metrics} against iterations; mean over ok seeds and min–max band, dotted: the "
+            "reference floor, dashed: the threshold τ"
+        )
+        figure = fig.curve_figure(panels, ncols=len(panels))
+        blocks.append(data.image(f"{comparison.method}_labels", caption, figure))
+    return blocks
 
 
 HEADLINE_VIEWS: tuple[View, ...] = (
     View("headline", lambda d: True, headline_blocks),
     View("curves", lambda d: True, curve_blocks),
-    View("ksivi_estimators", lambda d: d.name in KSIVI_COMPARISON_TARGETS, ksivi_estimator_blocks),
+    View("setting_comparisons", lambda d: bool(setting_comparisons(d.runs)), comparison_blocks),
 )
 
 

@@ -11,12 +11,29 @@ from typing import Any
 import numpy as np
 
 from sivi_engine import artifacts
+from sivi_engine.metric_catalogue import describer
+from sivi_engine.metric_metadata import Catalogue, entries_from_json, lower, neutral
 from sivi_engine.runtime import describe_device, resolve_device
 from sivi_engine.settings import SettingsError, resolve, to_json
 from sivi_engine.steps.common import check_output, provenance_attrs
 from sivi_engine.targets import make_target
 from sivi_engine.targets.base import Target
 from sivi_engine.targets.capabilities import HeldOutData
+
+#: The run's status this step adds to the metrics.
+STATUS = Catalogue(
+    always={
+        "suspect": lower(
+            "1 when the run diverged or failed the sanity gate (reasons in the MetricSet"
+            " attribute suspect_reasons), else 0"
+        ).marked("status"),
+        "diverged": lower("1 when training did not end ok or left non-finite draws, else 0").marked(
+            "status"
+        ),
+        "scored_draws": neutral("number of q's draws scored (evaluation setting num_draws)"),
+        "wall_seconds": lower("training wall-clock time in seconds", unit="s"),
+    }
+)
 
 
 def held_out_scores(target: Target, draws: np.ndarray, settings: Any) -> dict[str, float]:
@@ -46,7 +63,9 @@ def evaluate(
     (:mod:`sivi_engine.metrics.gate`), with the reasons in the attribute ``suspect_reasons``
     (a JSON list). The resolved settings are the attribute ``evaluation_settings`` (JSON); a
     classifier's reliability curves, q's and the reference's on ``calibration_bins`` bins, are
-    ``reliability_*`` variables (:func:`sivi_engine.metrics.reliability_curves`).
+    ``reliability_*`` variables (:func:`sivi_engine.metrics.reliability_curves`), and the
+    pairwise correlations behind the ``corr_`` metrics ``pair_*`` variables
+    (:func:`sivi_engine.metrics.correlation_pairs`).
 
     Every checkpoint's draws are scored as stored, whatever the run's status: curves
     ``curve_<metric>`` beside ``curve_iteration`` and ``curve_seconds`` (training-loop
@@ -60,6 +79,7 @@ def evaluate(
     from sivi_engine.metrics import (  # scipy: here only
         EvaluationContext,
         EvaluationSettings,
+        correlation_pairs,
         draws_to_score,
         evaluate_all,
         reliability_curves,
@@ -95,6 +115,7 @@ def evaluate(
         samples.attrs["status"], bool(np.isfinite(samples.samples.values).all())
     )
     reliability: dict[str, np.ndarray] = {}
+    pairs: dict[str, np.ndarray] = {}
     metrics: dict[str, float] = {
         "wall_seconds": float(samples.attrs["wall_seconds"]),
         "scored_draws": float(draws.shape[0]),
@@ -111,6 +132,7 @@ def evaluate(
         )
         metrics |= evaluate_all(context) | json.loads(samples.attrs["diagnostics"])
         reliability = reliability_curves(context)
+        pairs = correlation_pairs(context)
     elif not diverged:
         metrics |= held_out_scores(target, draws, settings)
         metrics |= json.loads(samples.attrs["diagnostics"])
@@ -133,6 +155,9 @@ def evaluate(
         for name in samples.data_vars
         if str(name).startswith(prefix)
     }
+    method_diagnostics = Catalogue(
+        sometimes=entries_from_json(json.loads(samples.attrs["diagnostics_metadata"]))
+    )
     ds = artifacts.metric_set(
         metrics | floor,
         artifacts.target_label(samples.attrs),
@@ -140,6 +165,8 @@ def evaluate(
         int(samples.attrs["seed"]),
         curves=times | method_curves | curves,
         reliability=reliability,
+        pairs=pairs,
+        describe=describer(STATUS, method_diagnostics),
         evaluation_settings=to_json(settings),
         noise_floor=artifacts.json_attr(
             {

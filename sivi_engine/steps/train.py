@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from sivi_engine import artifacts
+from sivi_engine.metric_metadata import entries_to_json
 from sivi_engine.provenance import training_code_hash
 from sivi_engine.runtime import describe_device, resolve_device
 from sivi_engine.settings import SettingsError, resolve, split_target_overrides, to_json
@@ -63,6 +64,8 @@ def train(
     samples = result.samples.detach().double().cpu().numpy()
     wall = time.perf_counter() - start
     trace = result.trace
+    reported = [*result.diagnostics, *trace.checkpoint_diagnostics]
+    metadata = method.diagnostics.resolve(reported, f"method {method_name!r}")
     ds = artifacts.sample_set(
         samples,
         target.param_names(),
@@ -88,6 +91,7 @@ def train(
         stopped_on_budget=int(trace.stopped_on_budget),
         checkpoint_overhead_seconds=trace.checkpoint_overhead_seconds,
         diagnostics=artifacts.json_attr(result.diagnostics),
+        diagnostics_metadata=artifacts.json_attr(entries_to_json(metadata)),
         **provenance_attrs(),
     )
     return artifacts.write(ds, out, artifacts.SAMPLE_SET)

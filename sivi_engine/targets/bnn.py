@@ -32,9 +32,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from sivi_engine.metric_metadata import Catalogue
 from sivi_engine.settings import SettingsError
 from sivi_engine.targets.base import SettingsGroup, Target
-from sivi_engine.targets.capabilities import HeldOutData, StanModel
+from sivi_engine.targets.capabilities import RMSE, TEST_LOG_LIKELIHOOD, HeldOutData, StanModel
 from sivi_engine.targets.datasets import (
     Split,
     features_and_response,
@@ -204,6 +205,10 @@ class BnnRegression(SubsampledLikelihood, Target, StanModel, HeldOutData):
     Attributes, float64 tensors: ``X_train`` (N, D) and ``y_train`` (N,) standardised,
     ``X_test`` (M, D) standardised with the training mean and sd, ``y_test`` (M,) on the
     original scale."""
+
+    predictive_metrics = Catalogue(
+        always={"test_log_likelihood": TEST_LOG_LIKELIHOOD, "rmse": RMSE}
+    )
 
     name = "bnn_diabetes"
     Settings = BnnSettings

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from sivi_engine.metric_metadata import Catalogue, higher
 from sivi_engine.settings import SettingsError
 from sivi_engine.targets.base import SettingsGroup, Target
 from sivi_engine.targets.bnn import (
@@ -46,7 +47,12 @@ from sivi_engine.targets.bnn import (
     SubsampledLikelihood,
     check_data_batch_size,
 )
-from sivi_engine.targets.capabilities import HeldOutData, SemiImplicitDensity
+from sivi_engine.targets.capabilities import (
+    ACCURACY,
+    TEST_LOG_LIKELIHOOD,
+    HeldOutData,
+    SemiImplicitDensity,
+)
 from sivi_engine.targets.datasets import SPLIT_READERS, DataFileError, Split, permuted_split
 from sivi_engine.targets.registry import TARGETS
 from sivi_engine.targets.scale_mixture import (
@@ -272,6 +278,17 @@ class BnnClassification(SubsampledLikelihood, Target, HeldOutData):
     """The module's classifier. Attributes: ``X_train`` (N, D), ``X_test`` (M, D) and
     ``X_ood`` (M, D, the rotated test images) float64; ``y_train``, ``y_test`` int64 labels;
     ``sizes`` = (D, hidden…, C)."""
+
+    predictive_metrics = Catalogue(
+        always={
+            "test_log_likelihood": TEST_LOG_LIKELIHOOD,
+            "accuracy": ACCURACY,
+            "ood_auroc": higher(
+                "AUROC of the posterior predictive's entropy separating shifted test inputs"
+                " (the rotated test images) from the test inputs"
+            ).shown(("predictive", 4)),
+        }
+    )
 
     name = "bnn_digits"
     Settings = GaussianPriorSettings

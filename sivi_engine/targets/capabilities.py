@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from sivi_engine.metric_metadata import Catalogue, higher, lower
+
 if TYPE_CHECKING:
     from torch import Tensor
 
@@ -43,8 +45,25 @@ class StanModel(abc.ABC):
         """The Stan program's data block."""
 
 
+#: The held-out scores targets share (each target with held-out data declares which it returns).
+TEST_LOG_LIKELIHOOD = higher(
+    "held-out log predictive density, mean over test points (original scale for regression)"
+).shown(("curve", 5), ("predictive", 0), ("split", 1), title="test log-likelihood")
+ACCURACY = higher("held-out accuracy of the posterior predictive (classification)").shown(
+    ("predictive", 1)
+)
+RMSE = lower("held-out RMSE of the posterior predictive mean, original scale (regression)").shown(
+    ("predictive", 2), ("split", 0), title="test RMSE"
+)
+
+
 class HeldOutData(abc.ABC):
-    """A posterior given training data, scored on a held-out test split."""
+    """A posterior given training data, scored on a held-out test split.
+
+    ``predictive_metrics`` declares the scalar scores :meth:`predictive` returns, with their
+    metadata (:mod:`sivi_engine.metric_metadata`)."""
+
+    predictive_metrics: ClassVar[Catalogue]
 
     @abc.abstractmethod
     def test_response(self) -> np.ndarray:

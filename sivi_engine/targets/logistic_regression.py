@@ -24,10 +24,11 @@ import torch
 from torch import Tensor
 from torch.nn.functional import logsigmoid, softplus
 
+from sivi_engine.metric_metadata import Catalogue
 from sivi_engine.settings import SettingsError
 from sivi_engine.targets import waveform
 from sivi_engine.targets.base import SettingsGroup, Target
-from sivi_engine.targets.capabilities import HeldOutData, StanModel
+from sivi_engine.targets.capabilities import ACCURACY, TEST_LOG_LIKELIHOOD, HeldOutData, StanModel
 from sivi_engine.targets.datasets import (
     DataFileError,
     Split,
@@ -99,6 +100,10 @@ class BayesianLogisticRegression(Target, StanModel, HeldOutData):
     intercept column). Attributes, float64 tensors: ``X_train`` (N, d), ``y_train`` (N,) in
     {0, 1}, ``X_test`` (M, d), ``y_test`` (M,) in {0, 1}.
     """
+
+    predictive_metrics = Catalogue(
+        always={"test_log_likelihood": TEST_LOG_LIKELIHOOD, "accuracy": ACCURACY}
+    )
 
     normalised = False
     stan_program = "logistic_regression.stan"
