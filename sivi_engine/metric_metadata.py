@@ -26,8 +26,8 @@ from typing import Any
 #: (tests/test_metrics.py; the kNN KL is not among them: at d ≫ 2 its bias exceeds the
 #: differences it should show, −1.8 for SVGD on the waveform); ``curve``, the figure of quality
 #: along training; ``predictive``, the held-out table; ``split``, the table over random splits
-#: of a data set.
-ROLES = ("headline", "curve", "predictive", "split")
+#: of a data set; ``elbo``, the table of an explicit q's bounds (DSIVI §5.3).
+ROLES = ("headline", "curve", "predictive", "split", "elbo")
 KINDS = ("score", "diagnostic", "status")
 
 

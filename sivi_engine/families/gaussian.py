@@ -140,12 +140,16 @@ ELBO_DIAGNOSTICS = Catalogue(
         "elbo": higher(
             "ELBO(q) = E_q[log p(x)] + H(q) of an explicit Gaussian q by Monte Carlo, with the "
             "target's closed-form density (the marginal ELBO of a hierarchical model)"
-        ).marked("diagnostic", "nats")
+        )
+        .marked("diagnostic", "nats")
+        .shown(("elbo", 0))
     },
     sometimes={
         "elbo_kl_term": lower(
             "the ELBO's KL term KL(q‖π) against the closed-form semi-implicit factor π (a prior)"
-        ).marked("diagnostic", "nats")
+        )
+        .marked("diagnostic", "nats")
+        .shown(("elbo", 1))
     },
 )
 

@@ -80,7 +80,9 @@ class JointVI(Method):
             "joint_elbo": higher(
                 "joint VI's objective E[log ℓ(x) + log π(x | u) + log π(u)] + H(q(x)) + H(q(u)),"
                 " a lower bound on the marginal ELBO"
-            ).marked("diagnostic", "nats"),
+            )
+            .marked("diagnostic", "nats")
+            .shown(("elbo", 2)),
         }
     )
 

@@ -6,8 +6,8 @@ from the variables its runs store (none applies to a target whose runs lack them
 - KL over training of an explicit q (DSIVI §5.1): ``curve_kl_qp_exact`` against iterations,
   with the family's optimum by quadrature (``kl_qp_family_optimum``) as the reference line,
   and the final KL by quadrature;
-- ELBO table (DSIVI §5.3): the marginal ELBO and its KL term (``elbo``, ``elbo_kl_term``),
-  joint VI's own bound (``joint_elbo``) and the held-out scores, per label.
+- ELBO table (DSIVI §5.3): the metrics of the ``elbo`` role (the marginal ELBO and its KL term,
+  joint VI's own bound) and of the ``predictive`` role, per label.
 
 Cells are mean ± sd over a label's ok seeds (:func:`~sivi_engine.report.curves.ok_seeds`).
 """
@@ -29,16 +29,6 @@ if TYPE_CHECKING:
 
 STAGE_PATTERN = re.compile(r"kl_upper_stage(\d+)")
 EXACT_KL = "kl_qp_exact"
-#: Columns of the ELBO table, in order, where the target's runs have them.
-ELBO_COLUMNS = (
-    "elbo",
-    "elbo_kl_term",
-    "joint_elbo",
-    "accuracy",
-    "test_log_likelihood",
-    "ece",
-    "ood_auroc",
-)
 
 
 def ok_values(ds: xr.Dataset, label: str, variable: str) -> np.ndarray:
@@ -149,8 +139,15 @@ def has_elbo(data: TargetData) -> bool:
 
 
 def elbo_blocks(data: TargetData) -> list[Block]:
-    """Per label: the marginal ELBO, its KL term, joint VI's bound and the held-out scores."""
-    columns = [c for c in ELBO_COLUMNS if c in data.metrics.data_vars]
+    """Per label: the bounds of the ``elbo`` role (the marginal ELBO, its KL term, joint VI's
+    bound) and the held-out scores, as their metadata ranks them."""
+    ds = data.metrics
+    columns = [
+        c
+        for role in ("elbo", "predictive")
+        for c in legend.with_role(ds, role)
+        if tables.has_values(ds, c)
+    ]
     rows = tuple(
         (label, *(summary_cell(ok_values(data.metrics, label, c)) for c in columns))
         for label in labels_with(data, "elbo")
