@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import re
 
 from sivi_engine.artifacts import CURVE_PREFIX, FLOOR_PREFIX, PAIR_PREFIX, RELIABILITY_PREFIX
 from sivi_engine.metric_metadata import (
@@ -60,9 +61,15 @@ def evaluation_producers() -> tuple[tuple[Catalogue, ...], Catalogue]:
 @dataclasses.dataclass(frozen=True)
 class Describer:
     """The metadata of MetricSet variables from ``catalogues`` (in legend order; a name two of
-    them declare must mean the same); calling it gives a variable's attributes."""
+    them declare must mean the same); calling it gives a variable's attributes.
+
+    The catalogue at index ``ranked_by_name`` (a run's method diagnostics, which differ from
+    run to run) ranks its names by their trailing number alone, so that every run gives a name
+    the same rank and the legend's tie-break by name orders them (``toy_elbo``, then
+    ``elbo_lower_k10``, ``elbo_upper_k10``, ``elbo_lower_k100``, …)."""
 
     catalogues: tuple[Catalogue, ...]
+    ranked_by_name: int | None = None
 
     @functools.cached_property
     def merged(self) -> Catalogue:
@@ -88,6 +95,9 @@ class Describer:
             rank = catalogue.rank(name)
             if rank is not None:
                 position, number = rank
+                if index == self.ranked_by_name:
+                    trailing = re.search(r"(\d+)$", name)
+                    position, number = 0, int(trailing[1]) if trailing else 0
                 return (index * 1000 + position) * 1000 + min(number, 999)
         raise AssertionError(name)
 
@@ -140,4 +150,5 @@ def describer(status: Catalogue, diagnostics: Catalogue) -> Describer:
     scores, the run's ``status``, the reference's held-out scores, the method's
     ``diagnostics``."""
     groups, held_out = evaluation_producers()
-    return Describer((*groups, held_out, status, reference_scores(held_out), diagnostics))
+    catalogues = (*groups, held_out, status, reference_scores(held_out), diagnostics)
+    return Describer(catalogues, ranked_by_name=len(catalogues) - 1)

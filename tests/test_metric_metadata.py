@@ -9,6 +9,7 @@ import json
 import pytest
 from metric_fixtures import DESCRIBE, metric_set
 
+from sivi_engine import metric_catalogue
 from sivi_engine.families.semi_implicit import SANDWICH_DIAGNOSTICS
 from sivi_engine.metric_metadata import (
     Catalogue,
@@ -20,6 +21,7 @@ from sivi_engine.metric_metadata import (
     lower,
     union,
 )
+from sivi_engine.steps.evaluate import STATUS
 
 
 def test_a_name_declared_twice_must_mean_the_same() -> None:
@@ -82,3 +84,14 @@ def test_a_producer_reporting_an_undeclared_name_is_named() -> None:
     assert set(declared.resolve(["x"], "method 'm'")) == {"x"}
     with pytest.raises(UndeclaredMetricError, match=r"method 'm' reports undeclared .*\['y'\]"):
         declared.resolve(["x", "y"], "method 'm'")
+
+
+def test_method_diagnostics_rank_alike_in_every_run() -> None:
+    """A run's diagnostics rank by name, not by the run's own catalogue: two methods' runs put
+    a shared name at the same place, and bounds interleave by their number."""
+    toy = Catalogue(always={"toy_elbo": higher("toy")})
+    ksivi = Catalogue(always={f"elbo_lower_k{k}": higher(f"k {k}") for k in (10, 100)})
+    one, other = (metric_catalogue.describer(STATUS, c) for c in (toy, toy | ksivi))
+    assert one.legend_rank("toy_elbo") == other.legend_rank("toy_elbo")
+    assert other.legend_rank("toy_elbo") < other.legend_rank("elbo_lower_k10")
+    assert other.legend_rank("elbo_lower_k10") < other.legend_rank("elbo_lower_k100")
