@@ -111,30 +111,15 @@ class TargetData:
     def correlation_pairs(self) -> list[tuple[rn.Run, summaries.CorrelationPairs]]:
         """Each label's first-seed run and the pairwise correlations its MetricSet stores, with
         the run's r and slope of the same kind; runs that stored none are left out."""
-        out = []
-        for run in rn.first_seed_runs(self.runs).values():
-            pairs = rn.read_pairs(run)
-            kind = next((k for k in ("corr", "rank_corr") if f"{k}_samples" in pairs), None)
-            if kind is None:
-                continue
-            run_metrics = self.metrics.sel({"method": run.label, "seed": run.seed})
+        found = (
+            (run, stored_correlation_pairs(rn.read_pairs(run), self.run_metrics(run)))
+            for run in rn.first_seed_runs(self.runs).values()
+        )
+        return [(run, pairs) for run, pairs in found if pairs is not None]
 
-            def metric(name: str, run_metrics: xr.Dataset = run_metrics) -> float:
-                return float(run_metrics[name]) if name in run_metrics.data_vars else math.nan
-
-            out.append(
-                (
-                    run,
-                    summaries.CorrelationPairs(
-                        reference=pairs[f"{kind}_reference"],
-                        method=pairs[f"{kind}_samples"],
-                        pearson_r=metric(f"{kind}_pearson_r"),
-                        slope=metric(f"{kind}_slope"),
-                        kind=kind,
-                    ),
-                )
-            )
-        return out
+    def run_metrics(self, run: rn.Run) -> xr.Dataset:
+        """The run's slice of the target's MetricSet."""
+        return self.metrics.sel({"method": run.label, "seed": run.seed})
 
     @property
     def labels(self) -> list[str]:
@@ -147,6 +132,32 @@ class TargetData:
     def image(self, kind: str, caption: str, figure: Figure) -> Image:
         """``figures/{target}_{kind}.png``."""
         return Image(f"{FIGURE_DIR}/{self.name}_{kind}.png", caption, fig.png_bytes(figure))
+
+
+#: The correlations a MetricSet may store pairs of: Pearson's, or Spearman's (``rank_corr``) on
+#: a target without finite variance.
+CORRELATION_KINDS = ("corr", "rank_corr")
+
+
+def stored_correlation_pairs(
+    pairs: Mapping[str, np.ndarray], run_metrics: xr.Dataset
+) -> summaries.CorrelationPairs | None:
+    """The pairs a run stored (``read_pairs``) with its stored ``<kind>_pearson_r`` and
+    ``<kind>_slope`` (NaN where undefined); None where it stored none."""
+    kind = next((k for k in CORRELATION_KINDS if f"{k}_samples" in pairs), None)
+    if kind is None:
+        return None
+
+    def metric(name: str) -> float:
+        return float(run_metrics[name]) if name in run_metrics.data_vars else math.nan
+
+    return summaries.CorrelationPairs(
+        reference=pairs[f"{kind}_reference"],
+        method=pairs[f"{kind}_samples"],
+        pearson_r=metric(f"{kind}_pearson_r"),
+        slope=metric(f"{kind}_slope"),
+        kind=kind,
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -281,7 +292,7 @@ def reliability_lines(data: TargetData) -> list[fig.Series[summaries.Reliability
     lines = []
     reference_drawn = False
     for run in rn.first_seed_runs(data.runs).values():
-        run_metrics = data.metrics.sel({"method": run.label, "seed": run.seed})
+        run_metrics = data.run_metrics(run)
         if bool(np.isnan(run_metrics[f"{artifacts.RELIABILITY_PREFIX}count"].values).all()):
             continue
         if not reference_drawn:
