@@ -36,6 +36,12 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 
 
+# Every job of the grid resolved as its step will resolve it, once the run starts and before
+# any job: a bad setting stops the workflow with one line per refused config entry.
+onstart:
+    preflight.check(run_plan())
+
+
 # Writing a small YAML file or a target's description: never worth a cluster job (the SLURM
 # profile submits the others).
 localrules:

@@ -29,6 +29,7 @@ STEP_MODULES = {
     "evaluate": "sivi_engine.steps.evaluate",
     "describe": "sivi_engine.steps.describe",
     "report": "sivi_engine.report",
+    "check": "sivi_engine.steps.check",
 }
 
 REGISTRY_MODULES = {
@@ -78,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("what", choices=sorted(REGISTRY_MODULES))
     commands.add_parser(
         "spec", help="the registries as JSON: modules, settings and declarations (the workflow's)"
+    )
+    commands.add_parser(
+        "check",
+        help="check a workflow's plan (JSON on standard input) before any job: exit 2 and one "
+        "line per refused entry",
     )
 
     ref = commands.add_parser("reference", help="draw reference draws of a target")
@@ -173,6 +179,13 @@ def _spec(args: argparse.Namespace, overrides: dict) -> None:
     print(json.dumps(collect(), sort_keys=True))
 
 
+def _check(args: argparse.Namespace, overrides: dict) -> int:
+    plan = json.load(sys.stdin)
+    problems = _step("check").check_plan(plan)
+    print("\n".join(problems) or f"ok: {len(plan['targets'])} targets, {len(plan['runs'])} runs")
+    return 2 if problems else 0
+
+
 def _integer_from(minimum: int) -> Callable[[str], int]:
     """An argparse type: an integer ≥ ``minimum`` (a bad one is a usage error naming the
     option)."""
@@ -245,6 +258,7 @@ def _report(args: argparse.Namespace, overrides: dict) -> None:
 HANDLERS = {
     "list": _list,
     "spec": _spec,
+    "check": _check,
     "reference": _reference,
     "describe": _describe,
     "train": _train,
@@ -259,8 +273,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
     try:
-        HANDLERS[args.command](args, parse_assignments(getattr(args, "assignments", [])))
+        status = HANDLERS[args.command](args, parse_assignments(getattr(args, "assignments", [])))
     except (SettingsError, UnknownNameError, ArtifactError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    return 0
+    return status or 0

@@ -48,8 +48,10 @@ TINY = {
     "method_settings": {"iterations": 20, "batch_size": 50, "num_draws": 500},
     "evaluation": {"max_points_mmd": 200},
 }
-# The CLI rejects this setting (exit code 2), so `train` fails inside its SLURM job.
-BROKEN = {**TINY, "methods": {"ksivi_v": {"method": "ksivi", "estimator": "bogus"}}}
+# The test cluster's node has no GPU: `train` refuses device cuda (exit code 2) inside its SLURM
+# job. (A bad setting no longer gets that far: the pre-flight check refuses it before any job,
+# and leaves devices to the nodes that have them.)
+BROKEN = {**TINY, "device": "cuda"}
 TRAIN_OUTPUT = "results/runs/banana/ksivi_v/seed0/samples.zarr"
 
 
@@ -238,7 +240,7 @@ def test_failing_job_is_reported_as_failed(cluster, tmp_path):
     assert sorted(run.job_ids, key=int) == [job.job_id for job in jobs]
     # the rule's own log says why; no output was left behind
     train_log = (work / "logs/runs/banana/ksivi_v/seed0/train.log").read_text()
-    assert "'bogus' is not allowed" in train_log, train_log
+    assert "device 'cuda' was asked for but no CUDA device is visible" in train_log, train_log
     assert not (work / TRAIN_OUTPUT).exists()
     assert not cluster.active_jobs()
 

@@ -304,7 +304,7 @@ def test_a_method_that_declares_a_target_unsupported_leaves_it_out_with_the_reas
     env = declaring_unsupported(work, "livi", "    Settings = LIVISettings\n")
     config = {
         "seeds": [0, 1],
-        "targets": {"banana": {}, "diffusion": {}},
+        "targets": {"banana": {}, "diffusion": {"reference": {"engine": "stan"}}},
         "methods": {"l": {"method": "livi"}, "k": {"method": "ksivi"}},
     }
     (work / "grid.yaml").write_text(yaml.safe_dump(config))

@@ -35,6 +35,12 @@ class ReferenceEngine(abc.ABC):
     name: ClassVar[str]
     Settings: ClassVar[type[ReferenceSettings]] = ReferenceSettings
 
+    def check(self, target: Target, settings: ReferenceSettings) -> None:
+        """Refuse, before any work, a target or settings this engine cannot run (a
+        ``SettingsError`` naming what is missing); nothing by default. :meth:`run` may assume
+        it passed."""
+        return None
+
     @abc.abstractmethod
     def run(self, target: Target, settings: ReferenceSettings) -> ReferenceResult:
         """Draw ``settings.num_draws`` reference draws of ``target``."""

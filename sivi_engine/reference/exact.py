@@ -13,11 +13,13 @@ from sivi_engine.targets.base import Target
 class ExactEngine(ReferenceEngine):
     name = "exact"
 
-    def run(self, target: Target, settings: ReferenceSettings) -> ReferenceResult:
+    def check(self, target: Target, settings: ReferenceSettings) -> None:
         if not target.has_exact_sampler:
             raise SettingsError(
                 f"reference engine 'exact': target {target.name!r} has no exact sampler"
             )
+
+    def run(self, target: Target, settings: ReferenceSettings) -> ReferenceResult:
         generator = torch.Generator().manual_seed(settings.seed)
         draws = target.sample(settings.num_draws, generator).double().numpy()
         return ReferenceResult(draws=draws[None], diagnostics={"iid": True})

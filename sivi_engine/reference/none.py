@@ -23,12 +23,14 @@ NO_REFERENCE = "no reference drawn: held-out predictive scores only"
 class NoReference(ReferenceEngine):
     name = "none"
 
-    def run(self, target: Target, settings: ReferenceSettings) -> ReferenceResult:
+    def check(self, target: Target, settings: ReferenceSettings) -> None:
         if not isinstance(target, HeldOutData):
             raise SettingsError(
                 f"reference engine 'none': target {target.name!r} has no held-out data, so "
                 "without a reference nothing could score its runs; choose exact, stan or sgld"
             )
+
+    def run(self, target: Target, settings: ReferenceSettings) -> ReferenceResult:
         draws = np.empty((1, 0, target.dim), dtype=np.float64)
         return ReferenceResult(draws=draws, diagnostics={"reference": NO_REFERENCE})
 

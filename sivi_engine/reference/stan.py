@@ -314,6 +314,10 @@ class StanEngine(ReferenceEngine):
     name = "stan"
     Settings = StanSettings
 
+    def check(self, target: Target, settings: StanSettings) -> None:  # type: ignore[override]
+        stan_program(target)
+        resolve_backend(settings.backend)
+
     def run(self, target: Target, settings: StanSettings) -> ReferenceResult:  # type: ignore[override]
         program_file, program = stan_program(target)
         backend = resolve_backend(settings.backend)

@@ -2,16 +2,45 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sivi_engine import artifacts
 from sivi_engine.provenance import settings_hash
 from sivi_engine.settings import resolve, split_target_overrides, to_json
 from sivi_engine.steps.common import check_memory, check_output, provenance_attrs
 from sivi_engine.targets import make_target
+
+if TYPE_CHECKING:
+    from sivi_engine.reference.base import ReferenceEngine, ReferenceSettings
+    from sivi_engine.targets.base import Target
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedReference:
+    """What a reference run draws from, resolved and checked: the target, engine, settings."""
+
+    target: Target
+    engine: ReferenceEngine
+    settings: ReferenceSettings
+
+
+def prepare(target_name: str, engine_name: str, overrides: Mapping[str, Any]) -> PreparedReference:
+    """Resolve a reference run, refusing before any work bad target or engine settings
+    (``target.KEY`` keys are the target's) and draws that cannot fit in memory; the workflow's
+    pre-flight check calls it for every target of a config (:mod:`sivi_engine.steps.check`)."""
+    from sivi_engine.reference import ENGINES  # scipy.stats and the samplers: here only
+
+    target_overrides, engine_overrides = split_target_overrides(overrides)
+    target = make_target(target_name, target_overrides)
+    engine = ENGINES[engine_name]()
+    settings = resolve(engine.Settings, engine_overrides)
+    engine.check(target, settings)
+    check_memory("num_draws", engine.stored_draws(settings), target.dim)
+    return PreparedReference(target, engine, settings)
 
 
 def reference(
@@ -23,14 +52,9 @@ def reference(
 ) -> Path:
     """Draw reference draws of a target with a reference engine and store ReferenceDraws,
     keyed by ``target_label`` (default: the registered name)."""
-    from sivi_engine.reference import ENGINES  # scipy.stats and the samplers: here only
-
-    target_overrides, engine_overrides = split_target_overrides(overrides)
-    target = make_target(target_name, target_overrides)
-    engine = ENGINES[engine_name]()
-    settings = resolve(engine.Settings, engine_overrides)
     check_output(out)
-    check_memory("num_draws", engine.stored_draws(settings), target.dim)
+    prepared = prepare(target_name, engine_name, overrides)
+    target, engine, settings = prepared.target, prepared.engine, prepared.settings
     start = time.perf_counter()
     result = engine.run(target, settings)
     target_settings = to_json(target.settings)

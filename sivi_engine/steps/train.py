@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -22,21 +23,27 @@ from sivi_engine.steps.common import (
 )
 from sivi_engine.targets import make_target
 
+if TYPE_CHECKING:
+    from sivi_engine.methods.base import CommonSettings, Method
+    from sivi_engine.targets.base import Target
 
-def train(
-    method_name: str,
-    target_name: str,
-    seed: int,
-    out: Path,
-    device: str,
-    overrides: Mapping[str, Any],
-    label: str | None = None,
-    target_label: str | None = None,
-) -> Path:
-    """Fit a method to a target with one seed and store the SampleSet, with the draws at the
-    training checkpoints. Method settings: the method's defaults < the target's for this method
-    (``Target.method_defaults``) < ``overrides``. ``label`` and ``target_label`` (the config's
-    names of the method and target variants, default the registered names) key the store."""
+
+@dataclasses.dataclass(frozen=True)
+class PreparedRun:
+    """What a run trains, resolved and checked: the method, the target and the settings."""
+
+    method: Method
+    target: Target
+    settings: CommonSettings
+
+
+def prepare(method_name: str, target_name: str, overrides: Mapping[str, Any]) -> PreparedRun:
+    """Resolve a run as training will run it, refusing what cannot run before any work: a
+    target the method declares unsupported, target and method settings (the method's defaults <
+    the target's for this method, ``Target.method_defaults`` < ``overrides``; ``target.KEY``
+    keys are the target's), and draws or working arrays that cannot fit in memory. The
+    workflow's pre-flight check calls it for every run of a config
+    (:mod:`sivi_engine.steps.check`)."""
     from sivi_engine.methods import METHODS  # every method module: here only
     from sivi_engine.methods.checkpoints import checkpoint_iterations
 
@@ -50,14 +57,33 @@ def train(
     target = make_target(target_name, target_overrides)
     defaults = target.method_defaults(method.Settings, method_name)
     settings = resolve(method.Settings, defaults | method_overrides)
-    torch_device = resolve_device(device)
-    check_output(out)
     check_memory("num_draws", settings.num_draws, target.dim)
     checkpoints = len(checkpoint_iterations(settings))
     check_memory("checkpoint_draws", settings.draws_per_checkpoint, target.dim, checkpoints)
     need = method.memory_need(settings, target.dim)
     if need is not None:
         check_bytes(*need, f"{method_name}'s largest working array")
+    return PreparedRun(method, target, settings)
+
+
+def train(
+    method_name: str,
+    target_name: str,
+    seed: int,
+    out: Path,
+    device: str,
+    overrides: Mapping[str, Any],
+    label: str | None = None,
+    target_label: str | None = None,
+) -> Path:
+    """Fit a method to a target with one seed and store the SampleSet, with the draws at the
+    training checkpoints (the run as :func:`prepare` resolves it). ``label`` and
+    ``target_label`` (the config's names of the method and target variants, default the
+    registered names) key the store."""
+    check_output(out)
+    run = prepare(method_name, target_name, overrides)
+    method, target, settings = run.method, run.target, run.settings
+    torch_device = resolve_device(device)
     torch.manual_seed(seed)
     start = time.perf_counter()
     result = method.fit(target.training_view(), settings, torch_device)

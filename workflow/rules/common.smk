@@ -7,7 +7,7 @@ import sys
 
 import yaml
 
-from sivi_engine import provenance, run_settings, spec
+from sivi_engine import preflight, provenance, run_settings, spec
 from sivi_engine.target_labels import expand_target_labels
 
 
@@ -189,11 +189,15 @@ def scored_draws(target):
     return run_settings.scored_draws(config, TARGET_LABELS[target], labels)
 
 
-def evaluation_set_args(wildcards):
+def evaluation_settings(target):
     """Evaluation settings; `num_draws` defaults to the target's `scored_draws`."""
-    draws = scored_draws(wildcards.target)
+    draws = scored_draws(target)
     scored = {} if draws is None else {"num_draws": draws}
-    return set_args({**scored, **config["evaluation"]})
+    return {**scored, **config["evaluation"]}
+
+
+def evaluation_set_args(wildcards):
+    return set_args(evaluation_settings(wildcards.target))
 
 
 def all_metric_sets():
@@ -235,6 +239,32 @@ def all_benchmarks():
             for t, l, s in RUNS
         ),
     ]
+
+
+def run_plan():
+    """Every target and run of the grid with the settings its jobs get, for the pre-flight
+    check (sivi_engine/preflight.py)."""
+    targets = {
+        t: {
+            "target": target_name(t),
+            "settings": target_settings(t),
+            "engine": reference_options(t)["engine"],
+            "reference_options": {k: v for k, v in reference_options(t).items() if k != "engine"},
+            "evaluation": evaluation_settings(t),
+        }
+        for t in TARGETS
+    }
+    pairs = dict.fromkeys((t, label) for t, label, _ in RUNS)
+    runs = [
+        {
+            "target": t,
+            "label": label,
+            "method": config["methods"][label]["method"],
+            "settings": train_settings(t, label),
+        }
+        for t, label in pairs
+    ]
+    return {"targets": targets, "runs": runs}
 
 
 def config_snapshot():

@@ -1,0 +1,68 @@
+"""The pre-flight check: every job a config plans, resolved as its step will resolve it, before
+any job starts, so that a bad setting, a missing data folder or a target an engine cannot draw
+from is one message naming the config entry, not a job failing after others have run.
+
+The plan is the workflow's (:mod:`sivi_engine.preflight`): per target label its registered
+target, target settings, reference engine with its options and evaluation settings; per run
+(target label, method label) its method and method settings. Each is handed to the step's own
+``prepare`` (:func:`sivi_engine.steps.reference.prepare`,
+:func:`sivi_engine.steps.train.prepare`) or settings class, so nothing here restates a rule."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sivi_engine.registry import UnknownNameError
+from sivi_engine.settings import SettingsError, resolve
+
+#: What a refused entry raises: a setting's or a registry's error, each naming what is wrong.
+REFUSALS = (SettingsError, UnknownNameError)
+
+
+def _problem(where: str, attempt: Callable[..., object], *args: Any) -> list[str]:
+    """``[where: message]`` when ``attempt(*args)`` refuses, else none."""
+    try:
+        attempt(*args)
+    except REFUSALS as error:
+        return [f"{where}: {error}"]
+    return []
+
+
+def check_plan(plan: Mapping[str, Any]) -> list[str]:
+    """The problems of ``plan``, each prefixed with the config entry it comes from (``targets.X
+    (reference)``, ``targets.X (evaluation)``, ``targets.X, methods.Y``); none when every step
+    accepts every job. A target whose reference is refused (bad target settings, missing data,
+    an engine that cannot draw from it) is named once, not again for each of its runs."""
+    from sivi_engine.metrics.context import EvaluationSettings
+    from sivi_engine.steps import reference, train
+
+    problems: list[str] = []
+    refused_targets = set()
+    for label, entry in plan["targets"].items():
+        options = {**entry["reference_options"], "target": entry["settings"]}
+        refused = _problem(
+            f"targets.{label} (reference)",
+            reference.prepare,
+            entry["target"],
+            entry["engine"],
+            options,
+        )
+        problems += refused
+        refused_targets |= {label} if refused else set()
+        problems += _problem(
+            f"targets.{label} (evaluation)", resolve, EvaluationSettings, entry["evaluation"]
+        )
+    for run in plan["runs"]:
+        if run["target"] in refused_targets:  # its runs would repeat the target's refusal
+            continue
+        target = plan["targets"][run["target"]]
+        overrides = {**run["settings"], "target": target["settings"]}
+        problems += _problem(
+            f"targets.{run['target']}, methods.{run['label']}",
+            train.prepare,
+            run["method"],
+            target["target"],
+            overrides,
+        )
+    return problems
