@@ -10,11 +10,15 @@ target, target settings, reference engine with its options and evaluation settin
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sivi_engine.registry import UnknownNameError
 from sivi_engine.settings import SettingsError, resolve
+
+if TYPE_CHECKING:
+    from sivi_engine.targets.base import Target
 
 #: What a refused entry raises: a setting's or a registry's error, each naming what is wrong.
 REFUSALS = (SettingsError, UnknownNameError)
@@ -36,6 +40,16 @@ def check_plan(plan: Mapping[str, Any]) -> list[str]:
     an engine that cannot draw from it) is named once, not again for each of its runs."""
     from sivi_engine.metrics.context import EvaluationSettings
     from sivi_engine.steps import reference, train
+    from sivi_engine.targets import make_target
+
+    built: dict[str, Target] = {}
+
+    def make(name: str, settings: Mapping[str, Any]) -> Target:
+        """Each target once: its runs share it (and its defaults' mode search)."""
+        key = json.dumps([name, settings], sort_keys=True, default=str)
+        if key not in built:
+            built[key] = make_target(name, settings)
+        return built[key]
 
     problems: list[str] = []
     refused_targets = set()
@@ -64,5 +78,6 @@ def check_plan(plan: Mapping[str, Any]) -> list[str]:
             run["method"],
             target["target"],
             overrides,
+            make,
         )
     return problems

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,13 +37,18 @@ class PreparedRun:
     settings: CommonSettings
 
 
-def prepare(method_name: str, target_name: str, overrides: Mapping[str, Any]) -> PreparedRun:
+def prepare(
+    method_name: str,
+    target_name: str,
+    overrides: Mapping[str, Any],
+    make: Callable[[str, Mapping[str, Any]], Target] = make_target,
+) -> PreparedRun:
     """Resolve a run as training will run it, refusing what cannot run before any work: a
     target the method declares unsupported, target and method settings (the method's defaults <
     the target's for this method, ``Target.method_defaults`` < ``overrides``; ``target.KEY``
     keys are the target's), and draws or working arrays that cannot fit in memory. The
     workflow's pre-flight check calls it for every run of a config
-    (:mod:`sivi_engine.steps.check`)."""
+    (:mod:`sivi_engine.steps.check`), with a ``make`` that builds each target once."""
     from sivi_engine.methods import METHODS  # every method module: here only
     from sivi_engine.methods.checkpoints import checkpoint_iterations
 
@@ -54,7 +59,7 @@ def prepare(method_name: str, target_name: str, overrides: Mapping[str, Any]) ->
             f"{method.unsupported_targets[target_name]}"
         )
     target_overrides, method_overrides = split_target_overrides(overrides)
-    target = make_target(target_name, target_overrides)
+    target = make(target_name, target_overrides)
     defaults = target.method_defaults(method.Settings, method_name)
     settings = resolve(method.Settings, defaults | method_overrides)
     check_memory("num_draws", settings.num_draws, target.dim)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import functools
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -110,6 +111,11 @@ class Target(abc.ABC):
         """Groups of method settings suited to this target (see the class docstring); none."""
         return ()
 
+    @functools.cached_property
+    def setting_groups(self) -> tuple[SettingsGroup, ...]:
+        """:meth:`method_setting_groups`, computed once per target (some search a mode)."""
+        return self.method_setting_groups()
+
     def method_recipes(self) -> Mapping[str, Mapping[str, Any]]:
         """Method name → that method's own settings on this target (its official config for
         this experiment); none."""
@@ -126,7 +132,7 @@ class Target(abc.ABC):
             return dict(recipe)
         families = getattr(settings_cls, "families", (COMMON_FAMILY,))
         defaults: dict[str, Any] = {}
-        for group in self.method_setting_groups():
+        for group in self.setting_groups:
             if group.family in families:
                 defaults |= group.values
         return defaults
