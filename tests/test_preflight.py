@@ -116,3 +116,20 @@ def test_the_workflow_stops_before_any_job_with_every_refusal(tmp_path) -> None:
     assert "targets.banana, methods.k3: setting 'lr': must be > 0, got -1.0" in out
     assert "targets.bnn_yacht (reference): setting 'data_dir'" in out
     assert not (work / "results").exists()
+
+
+def test_entries_sharing_a_refusal_are_one_line() -> None:
+    """Five targets without their data folder: one line naming three and counting the rest."""
+    entry = {
+        "target": "bnn_yacht",
+        "settings": {"data_dir": "missing"},
+        "engine": "none",
+        "reference_options": {},
+        "evaluation": {},
+    }
+    the_plan = {"targets": {f"yacht_{i}": entry for i in range(5)}, "runs": []}
+    (line,) = check_plan(the_plan)
+    assert line.startswith(
+        "targets.yacht_0 (reference), targets.yacht_1 (reference), targets.yacht_2 (reference) "
+        "and 2 more: setting 'data_dir'"
+    )

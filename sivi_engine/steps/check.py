@@ -11,7 +11,7 @@ target, target settings, reference engine with its options and evaluation settin
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sivi_engine.registry import UnknownNameError
@@ -24,13 +24,32 @@ if TYPE_CHECKING:
 REFUSALS = (SettingsError, UnknownNameError)
 
 
-def _problem(where: str, attempt: Callable[..., object], *args: Any) -> list[str]:
-    """``[where: message]`` when ``attempt(*args)`` refuses, else none."""
+#: Entries named in full before a refusal they share is summarised (``… and N more``).
+NAMED_ENTRIES = 3
+
+
+def _problem(where: str, attempt: Callable[..., object], *args: Any) -> list[tuple[str, str]]:
+    """``[(where, message)]`` when ``attempt(*args)`` refuses, else none."""
     try:
         attempt(*args)
     except REFUSALS as error:
-        return [f"{where}: {error}"]
+        return [(where, str(error))]
     return []
+
+
+def summarise(problems: Sequence[tuple[str, str]]) -> list[str]:
+    """One line per distinct message, in order of first appearance, naming the entries that
+    share it: all of them up to :data:`NAMED_ENTRIES`, else the first few and how many more
+    (20 splits of a data set without its data folder are one line)."""
+    entries: dict[str, list[str]] = {}
+    for where, message in problems:
+        entries.setdefault(message, []).append(where)
+    lines = []
+    for message, wheres in entries.items():
+        named = ", ".join(wheres[:NAMED_ENTRIES])
+        more = len(wheres) - NAMED_ENTRIES
+        lines.append(f"{named}{f' and {more} more' if more > 0 else ''}: {message}")
+    return lines
 
 
 def check_plan(plan: Mapping[str, Any]) -> list[str]:
@@ -51,7 +70,7 @@ def check_plan(plan: Mapping[str, Any]) -> list[str]:
             built[key] = make_target(name, settings)
         return built[key]
 
-    problems: list[str] = []
+    problems: list[tuple[str, str]] = []
     refused_targets = set()
     for label, entry in plan["targets"].items():
         options = {**entry["reference_options"], "target": entry["settings"]}
@@ -80,4 +99,4 @@ def check_plan(plan: Mapping[str, Any]) -> list[str]:
             overrides,
             make,
         )
-    return problems
+    return summarise(problems)
