@@ -1,5 +1,6 @@
-"""What the report knows of a metric: the attributes its MetricSet variable carries (written
-where the metric is computed, :mod:`sivi_engine.metric_catalogue`), never a list of its own."""
+"""What the report knows of a metric: the attributes its MetricSet variable carries (declared
+where the metric is computed, :mod:`sivi_engine.metric_metadata`, and written by the
+evaluation), never a list of its own."""
 
 from __future__ import annotations
 
