@@ -4,11 +4,11 @@ error over splits of the per-split mean over seeds."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import xarray as xr
 from metric_fixtures import DESCRIBE
+from report_fixtures import bare_run
 
 from sivi_engine.report.runs import Run
 from sivi_engine.report.splits import REFERENCE_ROW, split_groups, split_table
@@ -16,25 +16,7 @@ from sivi_engine.report.tables import format_number
 
 
 def run(target: str, target_name: str, settings: dict, label: str = "k", seed: int = 0) -> Run:
-    return Run(
-        target=target,
-        label=label,
-        seed=seed,
-        method="ksivi",
-        settings={},
-        target_settings=settings,
-        metrics_path=Path("m"),
-        samples_path=Path("s"),
-        reference_path=Path("r"),
-        train_seconds=1.0,
-        started=0.0,
-        versions={},
-        diverged=False,
-        suspect=False,
-        suspect_reasons=(),
-        evaluation_settings={},
-        target_name=target_name,
-    )
+    return bare_run(target, label, seed, target_settings=settings, target_name=target_name)
 
 
 def test_labels_group_by_target_and_every_setting_but_the_split() -> None:
