@@ -124,8 +124,9 @@ class Catalogue:
 
     def info(self, name: str) -> MetricInfo | None:
         """The entry of ``name``, None where this catalogue does not declare it."""
-        if name in self.always or name in self.sometimes:
-            return self.named[name]
+        named = self.named
+        if name in named:
+            return named[name]
         for pattern, build in self.numbered.items():
             match = re.fullmatch(pattern, name)
             if match:

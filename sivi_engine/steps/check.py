@@ -80,6 +80,7 @@ def check_plan(plan: Mapping[str, Any]) -> list[str]:
             entry["target"],
             entry["engine"],
             options,
+            make,
         )
         problems += refused
         refused_targets |= {label} if refused else set()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,14 +28,20 @@ class PreparedReference:
     settings: ReferenceSettings
 
 
-def prepare(target_name: str, engine_name: str, overrides: Mapping[str, Any]) -> PreparedReference:
+def prepare(
+    target_name: str,
+    engine_name: str,
+    overrides: Mapping[str, Any],
+    make: Callable[[str, Mapping[str, Any]], Target] = make_target,
+) -> PreparedReference:
     """Resolve a reference run, refusing before any work bad target or engine settings
     (``target.KEY`` keys are the target's) and draws that cannot fit in memory; the workflow's
-    pre-flight check calls it for every target of a config (:mod:`sivi_engine.steps.check`)."""
+    pre-flight check calls it for every target of a config (:mod:`sivi_engine.steps.check`),
+    with a ``make`` that builds each target once."""
     from sivi_engine.reference import ENGINES  # scipy.stats and the samplers: here only
 
     target_overrides, engine_overrides = split_target_overrides(overrides)
-    target = make_target(target_name, target_overrides)
+    target = make(target_name, target_overrides)
     engine = ENGINES[engine_name]()
     settings = resolve(engine.Settings, engine_overrides)
     engine.check(target, settings)

@@ -133,8 +133,13 @@ def reference_engine(wildcards):
     return reference_options(wildcards.target)["engine"]
 
 
+def engine_options(target):
+    """The reference options the engine's settings resolve (`engine` itself split off)."""
+    return {k: v for k, v in reference_options(target).items() if k != "engine"}
+
+
 def reference_set_args(wildcards):
-    options = {k: v for k, v in reference_options(wildcards.target).items() if k != "engine"}
+    options = engine_options(wildcards.target)
     return set_args({**options, "target": target_settings(wildcards.target)})
 
 
@@ -249,7 +254,7 @@ def run_plan():
             "target": target_name(t),
             "settings": target_settings(t),
             "engine": reference_options(t)["engine"],
-            "reference_options": {k: v for k, v in reference_options(t).items() if k != "engine"},
+            "reference_options": engine_options(t),
             "evaluation": evaluation_settings(t),
         }
         for t in TARGETS
